@@ -1,0 +1,151 @@
+"""The decision core: is what the user said while the bot talks a backchannel?
+
+Pure Python, no Pipecat import, so it can be tested and benchmarked on text alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from enum import Enum
+
+from processors.config import SoftAckConfigError, SoftAckSettings, load_settings
+
+
+class Verdict(Enum):
+    """What an utterance heard while the bot speaks means for barge-in."""
+
+    BACKCHANNEL = "backchannel"
+    """Only soft-acks ("yeah", "uh-huh", "i see"): the bot keeps talking."""
+    INTERRUPTION = "interruption"
+    """A command keyword or any other word: the bot stops."""
+    EMPTY = "empty"
+    """No words after normalisation (empty transcript, punctuation only)."""
+
+
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_DOTTED_LETTERS = re.compile(r"\b(\w)\.(?=\w\b)")  # "o.k." -> "ok"
+_ELONGATION = re.compile(r"(\w)\1{2,}")  # "yeahhh" -> "yeah", "hmmm" -> "hm"
+
+
+def normalize(text: str) -> tuple[str, ...]:
+    """Turn a transcript into the tokens the lexicons are matched on.
+
+    Lower case; accents removed ("sí" -> "si"); apostrophes removed ("that's" ->
+    "thats"); "o.k." -> "ok"; hyphens and other punctuation become spaces ("uh-huh"
+    -> "uh huh"); any letter repeated three or more times is collapsed to one
+    ("yeahhh" -> "yeah", "mmmhmm" -> "mhm").
+
+    Args:
+        text: A transcript, any case and punctuation.
+
+    Returns:
+        The tokens, possibly empty.
+    """
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.replace("'", "").replace("\u2019", "").replace("`", "")
+    text = _DOTTED_LETTERS.sub(r"\1", text)
+    text = _PUNCTUATION.sub(" ", text)
+    text = _ELONGATION.sub(r"\1", text)
+    return tuple(text.split())
+
+
+class BackchannelClassifier:
+    """Classifies the text of one user utterance heard while the bot speaks.
+
+    Rule (DESIGN.md section 2): the normalised tokens are segmented left to right,
+    taking at each position the longest phrase found in either lexicon (a command
+    keyword wins a tie). The utterance is an INTERRUPTION if a segment is a command
+    keyword or if a token starts no phrase at all (a content word); a BACKCHANNEL if
+    every token is covered by soft-ack phrases; EMPTY if there are no tokens.
+    Because the longest phrase wins, "oh no" (a sympathy backchannel in the English
+    defaults) is not the command "no", while "no", "no no" and "oh no wait" are
+    interruptions. Repeats ("yeah yeah yeah") are covered phrase by phrase.
+
+    Args:
+        soft_acks: Backchannel phrases; replaces every lower-precedence source.
+        command_keywords: Phrases that always interrupt; replaces lower sources.
+        language: Built-in defaults to use (``"en"``, ``"es"``); default ``"en"``
+            or the ``SOFT_ACK_LANGUAGE`` environment variable.
+        config_file: TOML file overriding the built-in lists (see
+            :mod:`processors.config` for the precedence with the environment).
+        settings: Already-resolved settings; excludes the four arguments above.
+
+    Raises:
+        SoftAckConfigError: bad settings (see :func:`processors.config.load_settings`),
+            a phrase that normalises to nothing, or ``settings`` given together with
+            another argument.
+    """
+
+    def __init__(
+        self,
+        *,
+        soft_acks: Iterable[str] | None = None,
+        command_keywords: Iterable[str] | None = None,
+        language: str | None = None,
+        config_file: str | os.PathLike | None = None,
+        settings: SoftAckSettings | None = None,
+    ):
+        if settings is None:
+            settings = load_settings(
+                language=language,
+                soft_acks=soft_acks,
+                command_keywords=command_keywords,
+                config_file=config_file,
+            )
+        elif any(a is not None for a in (soft_acks, command_keywords, language, config_file)):
+            raise SoftAckConfigError("pass either settings= or the lexicon arguments, not both")
+        self.settings = settings
+
+        self._phrases: dict[tuple[str, ...], bool] = {}  # tokens -> is a command keyword
+        for phrase in settings.soft_acks:
+            self._phrases[self._tokens_of(phrase)] = False
+        for phrase in settings.command_keywords:
+            self._phrases[self._tokens_of(phrase)] = True
+        self._max_len = max(len(p) for p in self._phrases)
+        # Strict prefixes of multi-word soft-acks ("i" of "i see"): an interim
+        # transcript ending in one may still become a soft-ack.
+        self._soft_prefixes = {
+            p[:n] for p, command in self._phrases.items() if not command for n in range(1, len(p))
+        }
+
+    @staticmethod
+    def _tokens_of(phrase: str) -> tuple[str, ...]:
+        tokens = normalize(phrase)
+        if not tokens:
+            raise SoftAckConfigError(f"phrase {phrase!r} has no words after normalisation")
+        return tokens
+
+    def classify(self, text: str, *, partial: bool = False) -> Verdict:
+        """Classify the text heard so far in one utterance.
+
+        Args:
+            text: The utterance's transcript (finals joined, plus the latest interim).
+            partial: True while the utterance may still grow (an interim transcript):
+                trailing words that start a multi-word soft-ack ("i" of "i see",
+                "got" of "got it") then count as soft-acks for now, so the filter
+                keeps holding instead of releasing on half a phrase.
+
+        Returns:
+            BACKCHANNEL, INTERRUPTION or EMPTY (see the class docstring).
+        """
+        tokens = normalize(text)
+        if not tokens:
+            return Verdict.EMPTY
+        i, n = 0, len(tokens)
+        while i < n:
+            for length in range(min(self._max_len, n - i), 0, -1):
+                command = self._phrases.get(tokens[i : i + length])
+                if command is not None:
+                    break
+            else:
+                if partial and tokens[i:] in self._soft_prefixes:
+                    return Verdict.BACKCHANNEL
+                return Verdict.INTERRUPTION
+            if command:
+                return Verdict.INTERRUPTION
+            i += length
+        return Verdict.BACKCHANNEL

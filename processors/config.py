@@ -1,0 +1,185 @@
+"""Soft-ack settings: lexicons and timings, resolved from four sources.
+
+Precedence, highest first (each field is resolved on its own):
+
+1. constructor arguments (``soft_acks=``, ``command_keywords=``, ``language=``,
+   ``config_file=``, ``transcript_timeout_secs=``, ``max_hold_secs=``);
+2. environment variables ``SOFT_ACKS`` and ``COMMAND_KEYWORDS`` (comma-separated
+   phrases, as the LiveKit seed's ``LIVEKIT_SOFT_ACKS``), ``SOFT_ACK_LANGUAGE``,
+   ``SOFT_ACK_CONFIG_FILE``, ``SOFT_ACK_TRANSCRIPT_TIMEOUT_SECS``,
+   ``SOFT_ACK_MAX_HOLD_SECS``;
+3. a user config file (TOML, same schema as ``configs/en.toml``);
+4. the built-in defaults for the language, shipped as ``configs/<language>.toml``.
+
+A list given at a higher level replaces the lower one (it does not extend it).
+Standard library only, so the decision core stays testable without Pipecat.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+ENV_SOFT_ACKS = "SOFT_ACKS"
+ENV_COMMAND_KEYWORDS = "COMMAND_KEYWORDS"
+ENV_LANGUAGE = "SOFT_ACK_LANGUAGE"
+ENV_CONFIG_FILE = "SOFT_ACK_CONFIG_FILE"
+ENV_TRANSCRIPT_TIMEOUT = "SOFT_ACK_TRANSCRIPT_TIMEOUT_SECS"
+ENV_MAX_HOLD = "SOFT_ACK_MAX_HOLD_SECS"
+
+DEFAULT_LANGUAGE = "en"
+
+
+class SoftAckConfigError(ValueError):
+    """A soft-ack setting is invalid; the message names the bad value and its source."""
+
+
+@dataclass(frozen=True)
+class SoftAckSettings:
+    """Resolved settings for the classifier and the filter.
+
+    Attributes:
+        language: Language code of the built-in defaults used, e.g. ``"en"``.
+        soft_acks: Backchannel phrases, as written (normalised by the classifier).
+        command_keywords: Phrases that always make an utterance an interruption.
+        transcript_timeout_secs: Seconds to wait after the user's speech stops for a
+            final transcript before deciding (default 1.0, from ``configs/en.toml``).
+        max_hold_secs: Seconds an undecided utterance may be held while the user
+            keeps speaking before it is released (default 3.0).
+    """
+
+    language: str
+    soft_acks: tuple[str, ...]
+    command_keywords: tuple[str, ...]
+    transcript_timeout_secs: float
+    max_hold_secs: float
+
+
+def available_languages() -> list[str]:
+    """Language codes that have built-in defaults (``configs/<code>.toml``)."""
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in resources.files("configs").iterdir()
+        if p.name.endswith(".toml")
+    )
+
+
+def load_settings(
+    *,
+    language: str | None = None,
+    soft_acks: Iterable[str] | None = None,
+    command_keywords: Iterable[str] | None = None,
+    config_file: str | os.PathLike | None = None,
+    transcript_timeout_secs: float | None = None,
+    max_hold_secs: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SoftAckSettings:
+    """Resolve settings by the precedence in this module's docstring.
+
+    Args:
+        language: Code of the built-in defaults (``"en"``, ``"es"``); default ``"en"``.
+        soft_acks: Backchannel phrases replacing every lower source.
+        command_keywords: Command phrases replacing every lower source.
+        config_file: Path of a TOML file with ``soft_acks``, ``command_keywords``
+            (lists, or tables of lists) and a ``[timings]`` table.
+        transcript_timeout_secs: Seconds, > 0.
+        max_hold_secs: Seconds, > 0.
+        environ: Environment to read; defaults to ``os.environ``.
+
+    Returns:
+        The resolved :class:`SoftAckSettings`.
+
+    Raises:
+        SoftAckConfigError: unknown language, unreadable or malformed config file,
+            an empty phrase list, a blank phrase, or a timing that is not a
+            positive number. The message names the value and where it came from.
+    """
+    env = os.environ if environ is None else environ
+
+    lang = language or env.get(ENV_LANGUAGE) or DEFAULT_LANGUAGE
+    if lang not in available_languages():
+        source = "language=" if language else f"{ENV_LANGUAGE}=" if env.get(ENV_LANGUAGE) else ""
+        raise SoftAckConfigError(
+            f"unknown language {source}{lang!r}; built-in languages: {available_languages()}"
+        )
+    builtin = _read_toml(resources.files("configs") / f"{lang}.toml", f"built-in {lang}.toml")
+
+    path = config_file or env.get(ENV_CONFIG_FILE)
+    user = _read_toml(Path(path), f"config file {str(path)!r}") if path else {}
+    user_timings = user.get("timings", {})
+    builtin_timings = builtin.get("timings", {})
+
+    def phrases(arg, arg_name, env_name, key):
+        if arg is not None:
+            return _check_phrases(list(arg), f"{arg_name}=")
+        if env.get(env_name) is not None:
+            return _check_phrases(env[env_name].split(","), f"environment variable {env_name}")
+        if key in user:
+            return _check_phrases(_flatten(user[key], f"{key} in {path}"), f"{key} in {path}")
+        return _check_phrases(_flatten(builtin[key], key), f"{key} in built-in {lang}.toml")
+
+    def seconds(arg, arg_name, env_name):
+        if arg is not None:
+            return _check_seconds(arg, f"{arg_name}=")
+        if env.get(env_name) is not None:
+            return _check_seconds(env[env_name], f"environment variable {env_name}")
+        if arg_name in user_timings:
+            return _check_seconds(user_timings[arg_name], f"timings.{arg_name} in {path}")
+        return _check_seconds(builtin_timings[arg_name], f"timings.{arg_name} in {lang}.toml")
+
+    return SoftAckSettings(
+        language=lang,
+        soft_acks=phrases(soft_acks, "soft_acks", ENV_SOFT_ACKS, "soft_acks"),
+        command_keywords=phrases(
+            command_keywords, "command_keywords", ENV_COMMAND_KEYWORDS, "command_keywords"
+        ),
+        transcript_timeout_secs=seconds(
+            transcript_timeout_secs, "transcript_timeout_secs", ENV_TRANSCRIPT_TIMEOUT
+        ),
+        max_hold_secs=seconds(max_hold_secs, "max_hold_secs", ENV_MAX_HOLD),
+    )
+
+
+def _read_toml(path, what: str) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SoftAckConfigError(f"cannot read {what}: {e}") from e
+
+
+def _flatten(value, what: str) -> list[str]:
+    """A list of phrases, or a table of category -> list (as in configs/en.toml)."""
+    if isinstance(value, dict):
+        return [p for group in value.values() for p in _flatten(group, what)]
+    if isinstance(value, list) and all(isinstance(p, str) for p in value):
+        return value
+    raise SoftAckConfigError(f"{what} must be a list of strings or a table of lists, got {value!r}")
+
+
+def _check_phrases(raw: list, source: str) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raise SoftAckConfigError(f"{source} must be a list of phrases, not the string {raw!r}")
+    phrases = []
+    for p in raw:
+        if not isinstance(p, str):
+            raise SoftAckConfigError(f"{source} holds {p!r}, which is not a string")
+        if p.strip():
+            phrases.append(p.strip())
+    if not phrases:
+        raise SoftAckConfigError(f"{source} is empty: {raw!r}")
+    return tuple(phrases)
+
+
+def _check_seconds(value, source: str) -> float:
+    try:
+        secs = float(value)
+    except (TypeError, ValueError):
+        raise SoftAckConfigError(f"{source} must be a number of seconds, got {value!r}") from None
+    if not secs > 0 or secs == float("inf"):
+        raise SoftAckConfigError(f"{source} must be a positive number of seconds, got {value!r}")
+    return secs

@@ -1,0 +1,416 @@
+"""SoftAckInterruptionFilter: a Pipecat FrameProcessor that lets backchannels through
+without stopping the bot.
+
+Place it between the STT service and the user context aggregator, with VAD running
+upstream of it (a ``VADProcessor`` right after ``transport.input()``)::
+
+    pipeline = Pipeline([transport.input(), VADProcessor(vad_analyzer=SileroVADAnalyzer()),
+                         stt, SoftAckInterruptionFilter(), user_aggregator, llm, tts,
+                         transport.output(), assistant_aggregator])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EagerTranscriptionFrame,
+    EndFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    ProposedUserStartedSpeakingFrame,
+    ProposedUserStoppedSpeakingFrame,
+    TranscriptionFrame,
+    UserBackchannelFrame,
+    UserSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.utils.time import time_now_iso8601
+
+from processors.classifier import BackchannelClassifier, Verdict
+from processors.config import SoftAckConfigError, load_settings
+
+# Speech start/stop frames, by source. Speech is "on" while any source has started
+# and not stopped; a start frame arriving while speech is off begins a new utterance.
+_SPEECH_STARTS = {
+    VADUserStartedSpeakingFrame: "vad",
+    UserStartedSpeakingFrame: "user",
+    ProposedUserStartedSpeakingFrame: "proposed",
+}
+_SPEECH_STOPS = {
+    VADUserStoppedSpeakingFrame: "vad",
+    UserStoppedSpeakingFrame: "user",
+    ProposedUserStoppedSpeakingFrame: "proposed",
+}
+# Every frame of a user utterance that the filter holds while the bot speaks. Audio
+# is not among them: the STT and the turn analyzer keep hearing everything.
+_GATED = (
+    *_SPEECH_STARTS,
+    *_SPEECH_STOPS,
+    UserSpeakingFrame,
+    InterruptionFrame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    EagerTranscriptionFrame,
+)
+
+DecisionKind = Literal["backchannel", "interruption", "noise"]
+
+
+@dataclass(frozen=True)
+class SoftAckDecision:
+    """One decision of the filter on a held utterance, passed to its event handlers.
+
+    Attributes:
+        kind: ``"backchannel"`` (dropped, reported as ``UserBackchannelFrame``),
+            ``"interruption"`` (held frames released in order) or ``"noise"``
+            (voice activity with no words, dropped).
+        text: What the user said so far (finals joined, then the latest interim).
+        reason: Why the decision was taken now, e.g. ``"content or command word"``,
+            ``"utterance ended"``, ``"transcript timeout"``, ``"max hold"``,
+            ``"bot stopped speaking"``, ``"next utterance"``, ``"pipeline ended"``.
+        held_secs: Seconds from the first held frame to the decision.
+        after_speech_stop_secs: Seconds from the end of the user's speech to the
+            decision, or None if the decision came while the user still spoke.
+        frames: Number of frames released or dropped.
+    """
+
+    kind: DecisionKind
+    text: str
+    reason: str
+    held_secs: float
+    after_speech_stop_secs: float | None
+    frames: int
+
+
+@dataclass
+class _Utterance:
+    """The frames of one user utterance held while the bot speaks."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    frames: list[Frame] = field(default_factory=list)
+    finals: list[str] = field(default_factory=list)
+    interim: str = ""
+    last_transcript: TranscriptionFrame | InterimTranscriptionFrame | None = None
+    stopped_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join([*self.finals, self.interim]).strip()
+
+
+class SoftAckInterruptionFilter(FrameProcessor):
+    """Holds the start of a user turn while the bot speaks until the words say what it is.
+
+    Behaviour (DESIGN.md section 2, "release early, drop late"):
+
+    - Bot state comes from ``BotStartedSpeakingFrame``/``BotStoppedSpeakingFrame``,
+      accepted in either direction.
+    - While the bot is silent every frame passes through at once.
+    - While the bot speaks, the downstream frames of a user utterance that could start
+      a turn or interrupt (VAD/user/proposed start and stop frames,
+      ``UserSpeakingFrame``, ``InterruptionFrame``, interim and final transcriptions)
+      are held. Audio and every other frame pass untouched.
+    - On each transcript the utterance's text so far is classified: a command keyword
+      or a non-soft-ack word releases the held frames in their original order, and the
+      rest of the utterance passes through.
+    - When the utterance ends (speech stopped and a final transcript with no newer
+      interim) with only soft-acks, its held frames are dropped and one
+      ``UserBackchannelFrame`` with its text is pushed downstream instead.
+    - If no final comes within ``transcript_timeout_secs`` of the speech stopping, the
+      utterance is decided on the text it has (an interim), or dropped as noise if it
+      has none.
+    - Speech held longer than ``max_hold_secs`` without a decision is released.
+    - If the bot stops speaking while an utterance is held, it is released as a
+      normal user turn.
+    - A new speech start after the speech stopped closes the held utterance: separate
+      utterances are judged separately ("okay" ... "mhm" are two backchannels).
+    - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
+      ``CancelFrame`` discards it with a log line. No timer outlives either.
+
+    Event handlers, each called with ``(filter, decision: SoftAckDecision)``:
+    ``on_backchannel``, ``on_interruption_released``, ``on_noise_dropped``.
+
+    Args:
+        classifier: The decision core; by default a :class:`BackchannelClassifier`
+            built from the lexicon arguments below.
+        soft_acks: Backchannel phrases (replace the defaults; see
+            :mod:`processors.config` for the precedence with environment variables).
+        command_keywords: Phrases that always interrupt.
+        language: Built-in defaults to use: ``"en"`` (default) or ``"es"``.
+        config_file: TOML file overriding the built-in lists and timings.
+        transcript_timeout_secs: Seconds after the user's speech stops to wait for a
+            final transcript (default 1.0).
+        max_hold_secs: Seconds an undecided utterance may be held while the user
+            keeps speaking (default 3.0).
+        **kwargs: Passed to :class:`FrameProcessor`.
+
+    Raises:
+        SoftAckConfigError: a bad setting, or ``classifier`` given together with
+            ``soft_acks``/``command_keywords``/``language``.
+    """
+
+    def __init__(
+        self,
+        *,
+        classifier: BackchannelClassifier | None = None,
+        soft_acks: Iterable[str] | None = None,
+        command_keywords: Iterable[str] | None = None,
+        language: str | None = None,
+        config_file: str | os.PathLike | None = None,
+        transcript_timeout_secs: float | None = None,
+        max_hold_secs: float | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if classifier is not None and any(
+            a is not None for a in (soft_acks, command_keywords, language)
+        ):
+            raise SoftAckConfigError(
+                "pass either classifier= or soft_acks=/command_keywords=/language=, not both"
+            )
+        settings = load_settings(
+            language=language,
+            soft_acks=soft_acks,
+            command_keywords=command_keywords,
+            config_file=config_file,
+            transcript_timeout_secs=transcript_timeout_secs,
+            max_hold_secs=max_hold_secs,
+        )
+        self._classifier = classifier or BackchannelClassifier(settings=settings)
+        self._transcript_timeout = settings.transcript_timeout_secs
+        self._max_hold = settings.max_hold_secs
+
+        self._bot_speaking = False
+        self._speech_sources: set[str] = set()
+        self._held: _Utterance | None = None
+        # The current utterance was let through (bot silent, or released): its
+        # remaining frames pass until the next utterance starts while the bot speaks.
+        self._passing = False
+        self._timer: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+        self._register_event_handler("on_backchannel")
+        self._register_event_handler("on_interruption_released")
+        self._register_event_handler("on_noise_dropped")
+
+    @property
+    def classifier(self) -> BackchannelClassifier:
+        """The decision core in use."""
+        return self._classifier
+
+    @property
+    def bot_speaking(self) -> bool:
+        """Whether the filter believes the bot is speaking."""
+        return self._bot_speaking
+
+    @property
+    def holding(self) -> bool:
+        """Whether an utterance is being held right now."""
+        return self._held is not None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Gate the frames of user utterances while the bot speaks.
+
+        Args:
+            frame: The frame to process.
+            direction: The direction of frame flow.
+        """
+        gated = direction == FrameDirection.DOWNSTREAM and isinstance(frame, _GATED)
+        # One lock orders frame handling and the decision timer, so released frames
+        # never interleave with frames that arrive during the release.
+        async with self._lock:
+            # A held InterruptionFrame is not an interruption yet: skip the base
+            # class's handling, which would flush this processor's pending frames.
+            if not (gated and isinstance(frame, InterruptionFrame) and self._would_hold(frame)):
+                await super().process_frame(frame, direction)
+
+            if gated:
+                await self._handle_gated(frame)
+                return
+
+            if isinstance(frame, BotStartedSpeakingFrame):
+                self._bot_speaking = True
+                if self._passing and not self._speech_sources:
+                    self._passing = False
+            elif isinstance(frame, BotStoppedSpeakingFrame):
+                self._bot_speaking = False
+                if self._held:
+                    await self._release("bot stopped speaking")
+            elif isinstance(frame, EndFrame):
+                if self._held:
+                    await self._decide_end("pipeline ended")
+                await self._cancel_timer()
+            elif isinstance(frame, CancelFrame):
+                if self._held:
+                    logger.debug(
+                        f"{self}: discarding {len(self._held.frames)} held frames "
+                        f"([{self._held.text}]) on CancelFrame"
+                    )
+                    self._held = None
+                await self._cancel_timer()
+            await self.push_frame(frame, direction)
+
+    async def cleanup(self):
+        """Cancel the decision timer."""
+        await super().cleanup()
+        await self._cancel_timer()
+
+    # -- gating -----------------------------------------------------------------
+
+    def _starts_new_utterance(self, frame: Frame) -> bool:
+        return isinstance(frame, tuple(_SPEECH_STARTS)) and not self._speech_sources
+
+    def _would_hold(self, frame: Frame) -> bool:
+        if self._held is not None:
+            return True
+        if not self._bot_speaking:
+            return False
+        return not self._passing or self._starts_new_utterance(frame)
+
+    async def _handle_gated(self, frame: Frame):
+        new_utterance = self._starts_new_utterance(frame)
+        if new_utterance and self._held is not None:
+            # The previous utterance's speech had stopped: judge it on its own.
+            await self._decide_end("next utterance")
+        self._track_speech(frame)
+
+        if self._held is None:
+            if not self._bot_speaking or (self._passing and not new_utterance):
+                self._passing = True
+                await self.push_frame(frame)
+                return
+            self._held = _Utterance()
+            self._passing = False
+            await self._arm_timer()
+
+        utterance = self._held
+        utterance.frames.append(frame)
+        if isinstance(frame, TranscriptionFrame):
+            utterance.finals.append(frame.text.strip())
+            utterance.interim = ""
+            utterance.last_transcript = frame
+        elif isinstance(frame, InterimTranscriptionFrame):
+            utterance.interim = frame.text.strip()
+            utterance.last_transcript = frame
+        elif isinstance(frame, tuple(_SPEECH_STOPS)) and not self._speech_sources:
+            utterance.stopped_at = time.monotonic()
+            await self._arm_timer()
+        await self._evaluate()
+
+    def _track_speech(self, frame: Frame):
+        source = _SPEECH_STARTS.get(type(frame))
+        if source:
+            self._speech_sources.add(source)
+        source = _SPEECH_STOPS.get(type(frame))
+        if source:
+            self._speech_sources.discard(source)
+
+    async def _evaluate(self):
+        utterance = self._held
+        complete = not self._speech_sources and utterance.finals and not utterance.interim
+        verdict = self._classifier.classify(utterance.text, partial=not complete)
+        if verdict == Verdict.INTERRUPTION:
+            await self._release("content or command word")
+        elif complete:
+            await self._decide_end("utterance ended")
+
+    # -- decisions --------------------------------------------------------------
+
+    async def _decide_end(self, reason: str):
+        """Decide a held utterance whose speech is over, on the text it has."""
+        verdict = self._classifier.classify(self._held.text)
+        if verdict == Verdict.INTERRUPTION:
+            await self._release(reason)
+        else:
+            await self._drop("backchannel" if verdict == Verdict.BACKCHANNEL else "noise", reason)
+
+    async def _release(self, reason: str):
+        utterance = await self._take("interruption", reason)
+        self._passing = True
+        for frame in utterance.frames:
+            await self.push_frame(frame)
+
+    async def _drop(self, kind: DecisionKind, reason: str):
+        utterance = await self._take(kind, reason)
+        if kind == "backchannel":
+            last = utterance.last_transcript
+            await self.push_frame(
+                UserBackchannelFrame(
+                    text=utterance.text,
+                    user_id=last.user_id if last else "",
+                    timestamp=last.timestamp if last else time_now_iso8601(),
+                )
+            )
+
+    async def _take(self, kind: DecisionKind, reason: str) -> _Utterance:
+        """Detach the held utterance, log the decision and fire its event."""
+        utterance, self._held = self._held, None
+        await self._cancel_timer()
+        now = time.monotonic()
+        decision = SoftAckDecision(
+            kind=kind,
+            text=utterance.text,
+            reason=reason,
+            held_secs=now - utterance.started_at,
+            after_speech_stop_secs=(now - utterance.stopped_at) if utterance.stopped_at else None,
+            frames=len(utterance.frames),
+        )
+        logger.debug(
+            f"{self}: {kind} [{decision.text}] ({reason}; held {decision.held_secs:.3f}s, "
+            f"{decision.frames} frames)"
+        )
+        event = {
+            "backchannel": "on_backchannel",
+            "interruption": "on_interruption_released",
+            "noise": "on_noise_dropped",
+        }[kind]
+        # Non-sync event handlers run in their own tasks: a slow one never delays frames.
+        await self._call_event_handler(event, decision)
+        return utterance
+
+    # -- timer ------------------------------------------------------------------
+
+    async def _arm_timer(self):
+        """(Re)start the one timer: max hold while speech goes on, else transcript timeout."""
+        await self._cancel_timer()
+        if self._speech_sources:
+            delay, on_fire = self._max_hold, self._on_max_hold
+        else:
+            delay, on_fire = self._transcript_timeout, self._on_transcript_timeout
+        self._timer = self.create_task(
+            self._run_timer(delay, on_fire, self._held), f"{self}::decision_timer"
+        )
+
+    async def _run_timer(self, delay: float, on_fire, utterance: _Utterance):
+        await asyncio.sleep(delay)
+        async with self._lock:
+            # The utterance may have been decided while this timer waited for the lock.
+            if self._held is utterance and self._timer is asyncio.current_task():
+                self._timer = None  # so the decision does not cancel this very task
+                await on_fire()
+
+    async def _on_max_hold(self):
+        await self._release("max hold")
+
+    async def _on_transcript_timeout(self):
+        await self._decide_end("transcript timeout")
+
+    async def _cancel_timer(self):
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            await self.cancel_task(timer)

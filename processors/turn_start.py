@@ -1,0 +1,152 @@
+"""SoftAckUserTurnStartStrategy: the soft-ack decision as a Pipecat user turn start
+strategy, for bots whose VAD runs inside the user aggregator.
+
+Modelled on Pipecat's ``MinWordsUserTurnStartStrategy``; use it in place of the
+default start strategies::
+
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(),
+            user_turn_strategies=UserTurnStrategies(start=[SoftAckUserTurnStartStrategy()]),
+        ),
+    )
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    UserBackchannelFrame,
+    VADUserStartedSpeakingFrame,
+)
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
+
+from processors.classifier import BackchannelClassifier, Verdict
+from processors.config import SoftAckConfigError
+
+
+class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
+    """Starts a user turn at once while the bot is silent, and only on words while it speaks.
+
+    - Bot silent: the turn starts on ``VADUserStartedSpeakingFrame`` (as Pipecat's
+      default ``VADUserTurnStartStrategy``) or on the first transcript.
+    - Bot speaking: every interim (if ``use_interim``) and final transcript of the
+      current utterance (text since the last VAD start) is classified with the same
+      :class:`BackchannelClassifier` as :class:`SoftAckInterruptionFilter`. An
+      INTERRUPTION starts the turn (and so interrupts the bot). A final transcript
+      that is only soft-acks resets the aggregation, so the acknowledgment stays out
+      of the LLM context, and is reported as a ``UserBackchannelFrame`` (the
+      aggregator fires ``on_user_backchannel``).
+
+    Unlike the filter, a strategy cannot hold the VAD frames: they reach the
+    aggregator's other parts (e.g. the turn stop strategy) as usual.
+
+    Args:
+        classifier: The decision core; by default built from the arguments below.
+        soft_acks: Backchannel phrases replacing the defaults.
+        command_keywords: Phrases that always interrupt.
+        language: Built-in defaults to use (``"en"`` default, ``"es"``).
+        config_file: TOML file overriding the built-in lists.
+        use_interim: Classify interim transcripts too, for earlier interruptions
+            (default True, as in ``MinWordsUserTurnStartStrategy``).
+        **kwargs: Passed to :class:`BaseUserTurnStartStrategy`.
+
+    Raises:
+        SoftAckConfigError: a bad setting, or ``classifier`` given with lexicon args.
+    """
+
+    def __init__(
+        self,
+        *,
+        classifier: BackchannelClassifier | None = None,
+        soft_acks: Iterable[str] | None = None,
+        command_keywords: Iterable[str] | None = None,
+        language: str | None = None,
+        config_file: str | os.PathLike | None = None,
+        use_interim: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if classifier is not None and any(
+            a is not None for a in (soft_acks, command_keywords, language, config_file)
+        ):
+            raise SoftAckConfigError("pass either classifier= or the lexicon arguments, not both")
+        self._classifier = classifier or BackchannelClassifier(
+            soft_acks=soft_acks,
+            command_keywords=command_keywords,
+            language=language,
+            config_file=config_file,
+        )
+        self._use_interim = use_interim
+        self._bot_speaking = False
+        self._finals: list[str] = []
+        self._in_turn = False
+
+    async def handle_user_turn_started(self):
+        """Forget the utterance text: the next turn is judged afresh."""
+        self._finals = []
+        self._in_turn = True
+
+    async def handle_user_turn_stopped(self):
+        """The turn is over: transcripts while the bot speaks are judged again."""
+        self._in_turn = False
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Decide whether this frame starts a user turn.
+
+        Args:
+            frame: The frame seen by the user aggregator.
+
+        Returns:
+            STOP when the turn was started (the frame was consumed by the decision),
+            CONTINUE otherwise.
+        """
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._finals = []
+            if not self._bot_speaking:
+                await self.trigger_user_turn_started()
+                return ProcessFrameResult.STOP
+        elif isinstance(frame, TranscriptionFrame):
+            return await self._handle_transcription(frame, final=True)
+        elif isinstance(frame, InterimTranscriptionFrame) and self._use_interim:
+            return await self._handle_transcription(frame, final=False)
+        return ProcessFrameResult.CONTINUE
+
+    async def _handle_transcription(self, frame, *, final: bool) -> ProcessFrameResult:
+        text = " ".join([*self._finals, frame.text.strip()]).strip()
+        if final:
+            self._finals.append(frame.text.strip())
+        if self._in_turn:
+            return ProcessFrameResult.CONTINUE  # part of a turn already started
+        if not self._bot_speaking:
+            if not text:
+                return ProcessFrameResult.CONTINUE
+            await self.trigger_user_turn_started()
+            return ProcessFrameResult.STOP
+
+        verdict = self._classifier.classify(text, partial=not final)
+        logger.debug(f"{self}: [{text}] -> {verdict.name} (final={final}, bot speaking)")
+        if verdict == Verdict.INTERRUPTION:
+            await self.trigger_user_turn_started()
+            return ProcessFrameResult.STOP
+        if final:
+            await self.trigger_reset_aggregation()
+            if verdict == Verdict.BACKCHANNEL:
+                await self.push_frame(
+                    UserBackchannelFrame(text=text, user_id=frame.user_id, timestamp=frame.timestamp)
+                )
+        return ProcessFrameResult.CONTINUE
