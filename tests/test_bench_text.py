@@ -1,0 +1,219 @@
+"""Text benchmark (`python -m bench text`): metrics, CLI, errors and the dev set."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import types
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import text as bt  # noqa: E402
+from bench.__main__ import main as bench_main  # noqa: E402
+
+DEVSET = REPO / "tests" / "data" / "devset_en.tsv"
+
+# 5 BACKCHANNEL, 4 TURN, 2 other (unknown label, missing label). Expected values are worked out by hand below.
+TINY = (
+    "text\tlabel\tcategory\n"
+    "uh-huh\tBACKCHANNEL\tcontinuer\n"
+    "Yeah, yeah.\tBACKCHANNEL\trepeat\n"
+    "oh really\tBACKCHANNEL\tnews_marker\n"
+    "that's really great news\tBACKCHANNEL\tassessment\n"
+    "\tBACKCHANNEL\tempty\n"
+    "yeah but wait\tTURN\tmixed\n"
+    "hmm?\tTURN\trepair\n"
+    "wait\tTURN\tcommand\n"
+    "no, stop\tTURN\tcommand\n"
+    "maybe\tUNSURE\tother\n"
+    "foo\n"
+)
+
+COUNTS = {"n_backchannel": 5, "n_turn": 4, "n_other": 2}
+
+EXPECTED = {
+    # passes: uh-huh, "Yeah, yeah.", "" (3 of 5 BC) and "hmm?" (1 of 4 TURN)
+    "seed-naive": dict(precision=3 / 4, recall=3 / 5, f1=2 / 3, false_interrupt_rate=2 / 5,
+                       missed_interrupt_rate=1 / 4, n_false_interrupt=2, n_missed_interrupt=1),
+    # passes < 3 words: 4 of 5 BC (not the 4-word one); hmm?, wait, "no, stop" (3 of 4 TURN)
+    "min-words-3": dict(precision=4 / 7, recall=4 / 5, f1=2 / 3, false_interrupt_rate=1 / 5,
+                        missed_interrupt_rate=3 / 4, n_false_interrupt=1, n_missed_interrupt=3),
+    # nothing passes: precision/recall defined as 0.0
+    "vad-only": dict(precision=0.0, recall=0.0, f1=0.0, false_interrupt_rate=1.0,
+                     missed_interrupt_rate=0.0, n_false_interrupt=5, n_missed_interrupt=0),
+    # with FakeClassifier: 3 BACKCHANNEL verdicts + EMPTY for "" pass; every TURN interrupts
+    "ours": dict(precision=1.0, recall=4 / 5, f1=8 / 9, false_interrupt_rate=1 / 5,
+                 missed_interrupt_rate=0.0, n_false_interrupt=1, n_missed_interrupt=0),
+}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.tsv"
+    p.write_text(TINY, encoding="utf-8")
+    return p
+
+
+class FakeVerdict(Enum):
+    BACKCHANNEL = "backchannel"
+    INTERRUPTION = "interruption"
+    EMPTY = "empty"
+
+
+class FakeClassifier:
+    BC = {"uh-huh", "Yeah, yeah.", "oh really"}
+
+    def classify(self, text):
+        if not text.strip():
+            return FakeVerdict.EMPTY
+        return FakeVerdict.BACKCHANNEL if text in self.BC else FakeVerdict.INTERRUPTION
+
+
+@pytest.fixture
+def fake_processors(monkeypatch):
+    mod = types.ModuleType("processors")
+    mod.BackchannelClassifier = FakeClassifier
+    mod.Verdict = FakeVerdict
+    monkeypatch.setitem(sys.modules, "processors", mod)
+
+
+def _check(metrics, expected):
+    for key, value in {**expected, **COUNTS}.items():
+        assert metrics[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("name", ["seed-naive", "min-words-3", "vad-only"])
+def test_baseline_metrics_by_hand(tiny, name):
+    rows = bt.load_rows(str(tiny))
+    _check(bt.score(rows, bt.STRATEGIES[name]()), EXPECTED[name])
+
+
+def test_ours_maps_verdicts_empty_does_not_interrupt(tiny, fake_processors):
+    rows = bt.load_rows(str(tiny))
+    ours = bt.make_ours()
+    _check(bt.score(rows, ours), EXPECTED["ours"])
+    wrong = bt.misclassified(rows, ours)
+    assert [(r.text, pred) for r, pred in wrong] == [("that's really great news", False)]
+
+
+@pytest.mark.parametrize(
+    "text, seed, minw",
+    [
+        ("Uh-huh.", True, True),
+        ("okay, right?", True, True),
+        ("OK ok Okay", True, False),
+        ("", True, True),
+        ("okay so", False, True),
+        ("yeah yeah but", False, False),
+        ("mm-hmm", False, True),
+    ],
+)
+def test_baseline_predicates(text, seed, minw):
+    assert bt.seed_naive_is_backchannel(text) is seed
+    assert bt.min_words_is_backchannel(text) is minw
+    assert bt.vad_only_is_backchannel(text) is False
+
+
+def test_cli_table_and_errors_in_process(tiny, fake_processors, capsys):
+    assert bt.main([str(tiny), "--errors"]) == 0
+    out = capsys.readouterr().out
+    for name in bt.STRATEGIES:
+        assert name in out
+    assert "misclassified by ours: 1" in out
+    assert "that's really great news" in out
+
+
+def test_cli_json_is_one_object_with_four_strategies(tiny):
+    """Real classifier, real subprocess: stdout must be exactly one JSON object."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "text", str(tiny), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"ours", "seed-naive", "min-words-3", "vad-only"}
+    for name in ("seed-naive", "min-words-3", "vad-only"):
+        _check(data[name], EXPECTED[name])
+    for metrics in data.values():
+        assert {"precision", "recall", "f1", "false_interrupt_rate", "missed_interrupt_rate"} <= set(metrics)
+
+
+def test_real_classifier_on_clear_cases(tmp_path):
+    """The two examples from the classifier's documented API, plus unmistakable ones."""
+    p = tmp_path / "clear.tsv"
+    p.write_text(
+        "text\tlabel\nYeah, yeah.\tBACKCHANNEL\nuh-huh\tBACKCHANNEL\n"
+        "yeah but wait\tTURN\nno, stop\tTURN\nwait\tTURN\n",
+        encoding="utf-8",
+    )
+    m = bt.score(bt.load_rows(str(p)), bt.make_ours())
+    assert (m["precision"], m["recall"], m["missed_interrupt_rate"]) == (1.0, 1.0, 0.0)
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_missing_file_is_named(tmp_path):
+    missing = tmp_path / "no_such_file.tsv"
+    proc = _run("text", str(missing), "--strategies", "vad-only")
+    assert proc.returncode == 2
+    assert "no_such_file.tsv" in proc.stderr and proc.stdout == ""
+
+
+def test_unreadable_file_is_named(tmp_path):
+    proc = _run("text", str(tmp_path), "--strategies", "vad-only")  # a directory
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "content, missing",
+    [("txt\tlabel\nhi\tTURN\n", "'text'"), ("text\tlab\nhi\tTURN\n", "'label'"), ("text,label\nhi,TURN\n", "'text', 'label'")],
+)
+def test_missing_column_is_named(tmp_path, content, missing):
+    p = tmp_path / "bad.tsv"
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(bt.BenchInputError, match=missing):
+        bt.load_rows(str(p))
+    assert bt.main([str(p), "--strategies", "vad-only"]) == 2
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.tsv"
+    p.write_text("", encoding="utf-8")
+    with pytest.raises(bt.BenchInputError, match="empty"):
+        bt.load_rows(str(p))
+
+
+def test_unknown_strategy(tiny, capsys):
+    assert bt.main([str(tiny), "--strategies", "vad-only,bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["stt", "audio", "cost"])
+def test_unbuilt_subcommand_exits_2(name, capsys):
+    if importlib.util.find_spec(f"bench.{name}") is not None:
+        pytest.skip(f"bench.{name} exists now")
+    assert bench_main([name]) == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_devset_shape():
+    rows = bt.load_rows(str(DEVSET))
+    labels = Counter(r.label for r in rows)
+    assert len(rows) >= 300
+    assert set(labels) == {bt.BACKCHANNEL, bt.TURN}, labels
+    assert 0.35 <= labels[bt.BACKCHANNEL] / len(rows) <= 0.65, labels
+    dups = [t for t, n in Counter(r.text for r in rows).items() if n > 1]
+    assert not dups, dups
+    assert all(r.text.strip() and r.category for r in rows)
+    header = DEVSET.read_text(encoding="utf-8").splitlines()[0]
+    assert header == "text\tlabel\tcategory"
