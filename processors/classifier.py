@@ -25,18 +25,22 @@ class Verdict(Enum):
     """No words after normalisation (empty transcript, punctuation only)."""
 
 
-_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_QUESTION_MARK = "?"
+_PUNCTUATION = re.compile(r"[^\w\s?]|_")
 _DOTTED_LETTERS = re.compile(r"\b(\w)\.(?=\w\b)")  # "o.k." -> "ok"
-_ELONGATION = re.compile(r"(\w)\1{2,}")  # "yeahhh" -> "yeah", "hmmm" -> "hm"
+_ELONGATION = re.compile(r"(\w)\1{2,}")  # "yeahhh" -> "yeahh", "hmmm" -> "hmm"
+_DOUBLE_LETTER = re.compile(r"(\w)\1")
 
 
 def normalize(text: str) -> tuple[str, ...]:
     """Turn a transcript into the tokens the lexicons are matched on.
 
     Lower case; accents removed ("sí" -> "si"); apostrophes removed ("that's" ->
-    "thats"); "o.k." -> "ok"; hyphens and other punctuation become spaces ("uh-huh"
-    -> "uh huh"); any letter repeated three or more times is collapsed to one
-    ("yeahhh" -> "yeah", "mmmhmm" -> "mhm").
+    "thats"); "o.k." -> "ok"; a question mark becomes a token of its own ("huh?" ->
+    "huh ?"), because "huh?" asks for a repair where "huh" is a news marker; hyphens
+    and other punctuation become spaces ("uh-huh" -> "uh huh"); a letter repeated
+    three or more times is cut to two ("hmmm" -> "hmm", "yeahhh" -> "yeahh"; the
+    classifier then tries the word with doubled letters single, "yeah").
 
     Args:
         text: A transcript, any case and punctuation.
@@ -48,8 +52,8 @@ def normalize(text: str) -> tuple[str, ...]:
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = text.replace("'", "").replace("\u2019", "").replace("`", "")
     text = _DOTTED_LETTERS.sub(r"\1", text)
-    text = _PUNCTUATION.sub(" ", text)
-    text = _ELONGATION.sub(r"\1", text)
+    text = _PUNCTUATION.sub(" ", text).replace(_QUESTION_MARK, f" {_QUESTION_MARK} ")
+    text = _ELONGATION.sub(r"\1\1", text)
     return tuple(text.split())
 
 
@@ -63,7 +67,11 @@ class BackchannelClassifier:
     every token is covered by soft-ack phrases; EMPTY if there are no tokens.
     Because the longest phrase wins, "oh no" (a sympathy backchannel in the English
     defaults) is not the command "no", while "no", "no no" and "oh no wait" are
-    interruptions. Repeats ("yeah yeah yeah") are covered phrase by phrase.
+    interruptions. Repeats ("yeah yeah yeah") are covered phrase by phrase. A word
+    not in the lexicons is also tried with its doubled letters single, which undoes
+    STT elongations ("okayy" -> "okay", "cooll" -> "cool"). A question mark is
+    neutral unless a phrase holds it: the English commands "huh?", "hm?", "sorry?"
+    are repair requests, while "really?" is still a news marker.
 
     Args:
         soft_acks: Backchannel phrases; replaces every lower-precedence source.
@@ -106,6 +114,7 @@ class BackchannelClassifier:
         for phrase in settings.command_keywords:
             self._phrases[self._tokens_of(phrase)] = True
         self._max_len = max(len(p) for p in self._phrases)
+        self._vocabulary = {t for p in self._phrases for t in p}
         # Strict prefixes of multi-word soft-acks ("i" of "i see"): an interim
         # transcript ending in one may still become a soft-ack.
         self._soft_prefixes = {
@@ -118,6 +127,12 @@ class BackchannelClassifier:
         if not tokens:
             raise SoftAckConfigError(f"phrase {phrase!r} has no words after normalisation")
         return tokens
+
+    def _known_form(self, token: str) -> str:
+        if token in self._vocabulary:
+            return token
+        single = _DOUBLE_LETTER.sub(r"\1", token)
+        return single if single in self._vocabulary else token
 
     def classify(self, text: str, *, partial: bool = False) -> Verdict:
         """Classify the text heard so far in one utterance.
@@ -132,8 +147,8 @@ class BackchannelClassifier:
         Returns:
             BACKCHANNEL, INTERRUPTION or EMPTY (see the class docstring).
         """
-        tokens = normalize(text)
-        if not tokens:
+        tokens = tuple(self._known_form(t) for t in normalize(text))
+        if all(t == _QUESTION_MARK for t in tokens):
             return Verdict.EMPTY
         i, n = 0, len(tokens)
         while i < n:
@@ -142,6 +157,9 @@ class BackchannelClassifier:
                 if command is not None:
                     break
             else:
+                if tokens[i] == _QUESTION_MARK:
+                    i += 1
+                    continue
                 if partial and tokens[i:] in self._soft_prefixes:
                     return Verdict.BACKCHANNEL
                 return Verdict.INTERRUPTION

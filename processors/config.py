@@ -115,7 +115,7 @@ def load_settings(
 
     def phrases(arg, arg_name, env_name, key):
         if arg is not None:
-            return _check_phrases(list(arg), f"{arg_name}=")
+            return _check_phrases(arg if isinstance(arg, str) else list(arg), f"{arg_name}=")
         if env.get(env_name) is not None:
             return _check_phrases(env[env_name].split(","), f"environment variable {env_name}")
         if key in user:

@@ -1,0 +1,95 @@
+"""The decision core on text: normalisation, lexicons, precedence of commands."""
+
+import pytest
+
+from processors import BackchannelClassifier, Verdict, normalize
+
+BC, INT, EMPTY = Verdict.BACKCHANNEL, Verdict.INTERRUPTION, Verdict.EMPTY
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return BackchannelClassifier()
+
+
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        ("Uh-huh.", ("uh", "huh")),
+        ("That’s RIGHT!", ("thats", "right")),
+        ("O.K.", ("ok",)),
+        ("yeahhh", ("yeahh",)),
+        ("Mmmhmm", ("mmhmm",)),
+        ("Huh?", ("huh", "?")),
+        ("¿Sí?", ("si", "?")),
+        ("  ...  ", ()),
+    ],
+)
+def test_normalize(text, tokens):
+    assert normalize(text) == tokens
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # continuers and their STT spellings
+        "uh-huh", "Uhhuh", "uh huh", "mm-hmm", "mmhmm", "mhm", "mm hmm", "um-hum", "hmm", "hm", "mm",
+        "Yeah.", "right", "Okay", "ok", "O.K.", "alright", "all right",
+        # repeats and elongations
+        "yeah yeah yeah", "Right, right.", "okay okay", "yeahhh", "hmmm",
+        # acknowledgements, news markers, assessments, agreement
+        "I see.", "got it", "sure", "gotcha", "oh", "oh really?", "really", "wow", "huh",
+        "that's great", "oh no", "oh my god", "that's true", "I know", "nice",
+        "yes", "yep", "exactly", "absolutely", "makes sense", "that's right",
+        # mixed soft-acks
+        "Oh, okay, I see.", "yeah, that makes sense",
+    ],
+)
+def test_soft_acks_are_backchannels(clf, text):
+    assert clf.classify(text) == BC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No, stop.", "wait", "Yeah okay but wait", "yeah but what about the price", "hold on",
+        "hang on a second", "pause", "actually", "excuse me", "sorry", "cancel that", "never mind",
+        "nope", "nah", "quiet", "enough", "uh-uh", "huh-uh", "no", "no no no", "oh no wait",
+        "yeah no", "okay stop", "what?", "tell me more about mars", "I think so", "tuesday",
+    ],
+)
+def test_commands_and_content_are_interruptions(clf, text):
+    assert clf.classify(text) == INT
+
+
+def test_empty_text(clf):
+    assert clf.classify("") == EMPTY
+    assert clf.classify(" ... ") == EMPTY
+
+
+def test_partial_text_waits_for_the_end_of_a_multi_word_soft_ack(clf):
+    assert clf.classify("I", partial=True) == BC  # may become "i see"
+    assert clf.classify("I", partial=False) == INT
+    assert clf.classify("I want", partial=True) == INT
+    assert clf.classify("no", partial=True) == INT  # a command never waits
+
+
+def test_command_keyword_beats_a_soft_ack_listed_in_both():
+    clf = BackchannelClassifier(soft_acks=["yeah", "okay"], command_keywords=["okay"])
+    assert clf.classify("yeah") == BC
+    assert clf.classify("yeah okay") == INT
+
+
+def test_custom_lexicon_replaces_the_defaults():
+    clf = BackchannelClassifier(soft_acks=["roger that"], command_keywords=["abort"])
+    assert clf.classify("Roger that.") == BC
+    assert clf.classify("yeah") == INT
+    assert clf.classify("roger that abort") == INT
+
+
+def test_second_language():
+    clf = BackchannelClassifier(language="es")
+    assert clf.classify("Sí, claro.") == BC
+    assert clf.classify("ajá") == BC
+    assert clf.classify("pero espera") == INT
+    assert clf.classify("no") == INT

@@ -1,0 +1,271 @@
+"""Frame-level behaviour of SoftAckInterruptionFilter, driven by pipecat's run_test."""
+
+import asyncio
+
+import pytest
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    TranscriptionFrame,
+    UserBackchannelFrame,
+    UserSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.tests.utils import SleepFrame, run_test
+
+from processors import SoftAckConfigError, SoftAckInterruptionFilter
+from tests.frames import audio, final, interim, paced, utterance
+
+
+def recording_filter(**kwargs):
+    """A filter whose decisions are appended to filter.decisions."""
+    f = SoftAckInterruptionFilter(**kwargs)
+    f.decisions = []
+    for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped"):
+
+        @f.event_handler(event)
+        async def record(_filter, decision):
+            _filter.decisions.append(decision)
+
+    return f
+
+
+def without_bot_frames(frames):
+    return [f for f in frames if not isinstance(f, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame))]
+
+
+async def test_backchannels_over_a_long_explanation_do_not_interrupt():
+    f = recording_filter()
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        *utterance("okay", final_text="Okay."),
+        *utterance("yeah", final_text="Yeah."),
+        *utterance("uh", "uh huh", final_text="Uh-huh."),
+        gap=0.05,
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    out = without_bot_frames(down)
+    assert [type(x) for x in out] == [UserBackchannelFrame] * 3
+    assert [x.text for x in out] == ["Okay.", "Yeah.", "Uh-huh."]
+    assert [d.kind for d in f.decisions] == ["backchannel"] * 3
+    assert all(d.reason == "utterance ended" for d in f.decisions)
+
+
+async def test_yeah_while_the_bot_is_silent_passes_at_once():
+    f = recording_filter()
+    sent = utterance("yeah", final_text="Yeah")
+    down, _ = await run_test(f, frames_to_send=paced(*sent))
+    assert down == sent  # the very same frames, in order
+    assert f.decisions == []
+
+
+async def test_no_stop_interrupts_at_the_first_word():
+    f = recording_filter()
+    vad_start, speaking = VADUserStartedSpeakingFrame(), UserSpeakingFrame()
+    no, no_stop = interim("no"), interim("no stop")
+    rest = [VADUserStoppedSpeakingFrame(), final("No, stop.")]
+    sent = paced(BotStartedSpeakingFrame(), vad_start, speaking, no, no_stop, *rest)
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert without_bot_frames(down) == [vad_start, speaking, no, no_stop, *rest]
+    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "no")]
+
+
+async def test_yeah_okay_but_wait_releases_in_order_at_but():
+    f = recording_filter()
+    held = [VADUserStartedSpeakingFrame(), InterruptionFrame(), UserSpeakingFrame()]
+    interims = [interim("yeah"), interim("yeah okay"), interim("yeah okay but")]
+    after = [interim("yeah okay but wait"), VADUserStoppedSpeakingFrame(), final("Yeah, okay, but wait.")]
+    sent = paced(BotStartedSpeakingFrame(), *held, *interims, *after)
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert without_bot_frames(down) == held + interims + after
+    decision = f.decisions[0]
+    assert (decision.kind, decision.text, decision.frames) == ("interruption", "yeah okay but", 6)
+    assert decision.after_speech_stop_secs is None  # released while the user still spoke
+
+
+async def test_streaming_release_comes_before_any_final():
+    f = recording_filter(transcript_timeout_secs=5)
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        interim("yeah"),
+        interim("yeah but"),
+        SleepFrame(sleep=0.3),
+        final("yeah but what about the price"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "yeah but")]
+    assert [type(x) for x in without_bot_frames(down)] == [
+        VADUserStartedSpeakingFrame,
+        InterimTranscriptionFrame,
+        InterimTranscriptionFrame,
+        TranscriptionFrame,
+    ]
+
+
+async def test_audio_is_never_held():
+    f = recording_filter()
+    vad_start, a1, a2, word = VADUserStartedSpeakingFrame(), audio(), audio(), interim("stop")
+    sent = paced(BotStartedSpeakingFrame(), vad_start, a1, a2, word)
+    down, _ = await run_test(f, frames_to_send=sent)
+    # The audio went out while the start frame was still held.
+    assert without_bot_frames(down) == [a1, a2, vad_start, word]
+
+
+async def test_noise_without_transcript_is_dropped_after_the_timeout():
+    f = recording_filter(transcript_timeout_secs=0.2)
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        UserSpeakingFrame(),
+        VADUserStoppedSpeakingFrame(),
+        SleepFrame(sleep=0.4),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert without_bot_frames(down) == []
+    [decision] = f.decisions
+    assert (decision.kind, decision.reason, decision.frames) == ("noise", "transcript timeout", 3)
+    assert decision.after_speech_stop_secs == pytest.approx(0.2, abs=0.15)
+
+
+async def test_default_backchannel_decision_without_final_comes_within_a_second_of_vad_stop():
+    f = recording_filter()
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        interim("mm hmm"),
+        VADUserStoppedSpeakingFrame(),
+        SleepFrame(sleep=1.3),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [type(x) for x in without_bot_frames(down)] == [UserBackchannelFrame]
+    [decision] = f.decisions
+    assert decision.reason == "transcript timeout"
+    assert 0.9 <= decision.after_speech_stop_secs <= 1.1
+
+
+async def test_long_speech_without_decision_is_released_after_max_hold():
+    f = recording_filter(max_hold_secs=0.3)
+    held = [VADUserStartedSpeakingFrame(), interim("yeah"), interim("yeah yeah")]
+    sent = paced(BotStartedSpeakingFrame(), *held, SleepFrame(sleep=0.5))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert without_bot_frames(down) == held
+    assert [(d.kind, d.reason) for d in f.decisions] == [("interruption", "max hold")]
+
+
+async def test_bot_stopping_mid_hold_releases_the_utterance_as_a_turn():
+    f = recording_filter()
+    held = [VADUserStartedSpeakingFrame(), interim("yeah")]
+    bot_stop = BotStoppedSpeakingFrame()
+    rest = [VADUserStoppedSpeakingFrame(), final("Yeah.")]
+    sent = paced(BotStartedSpeakingFrame(), *held, bot_stop, *rest)
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert down[1:] == [*held, bot_stop, *rest]
+    assert [(d.kind, d.reason) for d in f.decisions] == [("interruption", "bot stopped speaking")]
+
+
+async def test_two_separate_backchannels_are_judged_separately():
+    """livekit/livekit#4270, pipecat#3445: "okay" ... "mhm" is not a two-word turn."""
+    f = recording_filter()
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        VADUserStoppedSpeakingFrame(),
+        final("okay"),
+        SleepFrame(sleep=0.3),
+        VADUserStartedSpeakingFrame(),
+        VADUserStoppedSpeakingFrame(),
+        final("mhm"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [x.text for x in without_bot_frames(down)] == ["okay", "mhm"]
+    assert all(isinstance(x, UserBackchannelFrame) for x in without_bot_frames(down))
+
+
+async def test_utterance_closed_by_the_next_one_when_its_final_is_late():
+    f = recording_filter(transcript_timeout_secs=5)
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        interim("okay"),
+        VADUserStoppedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),  # before "okay" got its final
+        interim("mhm"),
+        VADUserStoppedSpeakingFrame(),
+        final("mhm"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [x.text for x in without_bot_frames(down)] == ["okay", "mhm"]
+    assert [d.reason for d in f.decisions] == ["next utterance", "utterance ended"]
+
+
+async def test_rest_of_a_released_utterance_passes_and_the_next_one_is_held_again():
+    f = recording_filter()
+    first = [VADUserStartedSpeakingFrame(), interim("wait"), VADUserStoppedSpeakingFrame()]
+    late_final = final("Wait.")
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        *first,
+        late_final,
+        *utterance("yeah", final_text="yeah"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    out = without_bot_frames(down)
+    assert out[:4] == [*first, late_final]
+    assert [type(x) for x in out[4:]] == [UserBackchannelFrame]
+
+
+async def test_bot_state_is_accepted_from_upstream():
+    f = recording_filter()
+    await run_test(
+        f,
+        frames_to_send=[BotStartedSpeakingFrame()],
+        frames_to_send_direction=FrameDirection.UPSTREAM,
+        expected_up_frames=[BotStartedSpeakingFrame],
+    )
+    assert f.bot_speaking
+
+
+async def test_end_frame_mid_hold_reports_the_backchannel_and_leaves_no_timer():
+    f = recording_filter()
+    sent = paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("yeah"))
+    down, _ = await asyncio.wait_for(run_test(f, frames_to_send=sent), timeout=5)
+    assert [type(x) for x in without_bot_frames(down)] == [UserBackchannelFrame]
+    assert [(d.kind, d.reason) for d in f.decisions] == [("backchannel", "pipeline ended")]
+    assert f._timer is None and not f.holding
+
+
+async def test_cancel_frame_mid_hold_discards_and_leaves_no_timer():
+    f = recording_filter()
+    sent = paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("yeah"))
+    down, _ = await asyncio.wait_for(
+        run_test(f, frames_to_send=[*sent, CancelFrame()], send_end_frame=False), timeout=5
+    )
+    assert not any(isinstance(x, (VADUserStartedSpeakingFrame, InterimTranscriptionFrame)) for x in down)
+    assert f._timer is None and not f.holding
+
+
+async def test_other_frames_and_audio_pass_untouched_while_bot_speaks():
+    f = recording_filter()
+    frames = [audio(), audio()]
+    down, _ = await run_test(f, frames_to_send=paced(BotStartedSpeakingFrame(), *frames))
+    assert without_bot_frames(down) == frames
+    assert all(isinstance(x, InputAudioRawFrame) for x in frames)
+
+
+def test_classifier_and_lexicon_arguments_are_exclusive():
+    from processors import BackchannelClassifier
+
+    with pytest.raises(SoftAckConfigError, match="not both"):
+        SoftAckInterruptionFilter(classifier=BackchannelClassifier(), soft_acks=["yeah"])
+
+
+def test_bad_timing_names_the_value():
+    with pytest.raises(SoftAckConfigError, match="max_hold_secs=.*-1"):
+        SoftAckInterruptionFilter(max_hold_secs=-1)
