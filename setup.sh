@@ -12,5 +12,5 @@ $SUDO apt-get install -y -qq portaudio19-dev >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -e ".[test,offline]"
 echo "Set up. Run the bot: .venv/bin/python run.py    Run the tests: .venv/bin/python -m pytest"
