@@ -1,0 +1,115 @@
+"""The reference bot's pipeline, for any Pipecat transport.
+
+transport.input() -> VADProcessor(Silero) -> STT -> SoftAckInterruptionFilter ->
+user aggregator -> LLM -> TTS -> transport.output() -> assistant aggregator
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.frames.frames import LLMRunFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.workers.runner import WorkerRunner
+
+from bot.services import ServiceChoice, create_llm, create_stt, create_tts
+from processors import SoftAckInterruptionFilter
+
+SYSTEM_PROMPT = (
+    "You are a friendly, talkative voice assistant. Your words are spoken aloud, so "
+    "answer in plain spoken sentences: no lists, no markdown, no emojis. Answer every "
+    "question with a paragraph of four or five sentences, so the listener has time to "
+    "say 'uh-huh' or to cut in. If the user interrupts, stop and answer what they said."
+)
+GREETING = (
+    "Greet the user in two sentences, then offer to tell them about the history of the "
+    "bicycle, the planets, or how bread is made."
+)
+
+
+def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
+    """Build the processors of one session.
+
+    Args:
+        transport: Any Pipecat transport with audio in and out.
+        choice: Which STT/LLM/TTS to use (see :func:`bot.services.choose_services`).
+
+    Returns:
+        ``(pipeline, context, softack_filter)``.
+    """
+    softack = SoftAckInterruptionFilter()
+
+    @softack.event_handler("on_backchannel")
+    async def on_backchannel(_filter, decision):
+        logger.info(f"Backchannel ignored: {decision.text!r} (held {decision.held_secs:.2f}s)")
+
+    @softack.event_handler("on_interruption_released")
+    async def on_interruption(_filter, decision):
+        logger.info(f"Interruption: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
+
+    context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(context)
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            VADProcessor(vad_analyzer=SileroVADAnalyzer()),
+            create_stt(choice),
+            softack,
+            user_aggregator,
+            create_llm(choice),
+            create_tts(choice),
+            transport.output(),
+            assistant_aggregator,
+        ]
+    )
+    return pipeline, context, softack
+
+
+async def run_bot(
+    transport: BaseTransport,
+    choice: ServiceChoice,
+    *,
+    has_clients: bool = True,
+    handle_sigint: bool = False,
+):
+    """Run one conversation on ``transport`` until the client leaves or the task ends.
+
+    Args:
+        transport: Any Pipecat transport with audio in and out.
+        choice: Which STT/LLM/TTS to use.
+        has_clients: True for transports that fire ``on_client_connected`` (WebRTC,
+            Daily): the bot greets the client when it connects and ends when it
+            leaves. False (local audio): the bot greets at once.
+        handle_sigint: Let the runner stop on Ctrl-C (when not under Pipecat's runner).
+    """
+    pipeline, context, _ = build_pipeline(transport, choice)
+    worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
+
+    async def greet():
+        context.add_message({"role": "user", "content": GREETING})
+        await worker.queue_frames([LLMRunFrame()])
+
+    if has_clients:
+
+        @transport.event_handler("on_client_connected")
+        async def on_client_connected(_transport, _client):
+            await greet()
+
+        @transport.event_handler("on_client_disconnected")
+        async def on_client_disconnected(_transport, _client):
+            await worker.cancel()
+
+    else:
+
+        @worker.event_handler("on_pipeline_started")
+        async def on_pipeline_started(_worker, _frame):
+            await greet()
+
+    runner = WorkerRunner(handle_sigint=handle_sigint)
+    await runner.add_workers(worker)
+    await runner.run()

@@ -1,0 +1,178 @@
+"""Which STT, LLM and TTS the reference bot uses: cloud services when their keys are
+set, the embedded offline stack otherwise.
+
+Each service is chosen on its own, by flag (``--stt``, ``--llm``, ``--tts``) or,
+with ``auto`` (the default), by whether its key is in the environment (``.env`` is
+read by ``run.py`` with python-dotenv):
+
+=====  =================================  ==========================================
+kind   cloud (key)                        offline default (ships inside a package)
+=====  =================================  ==========================================
+STT    Deepgram (``DEEPGRAM_API_KEY``)    pocketsphinx en-us, streaming interims
+LLM    OpenAI (``OPENAI_API_KEY``)        SmolLM2-135M-Instruct via llama.cpp server
+TTS    Cartesia (``CARTESIA_API_KEY``)    Piper, voice en_US-joe-medium
+=====  =================================  ==========================================
+
+``--llm-base-url`` points the LLM at any OpenAI-compatible server (Ollama, vLLM,
+a llama.cpp server) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from loguru import logger
+
+CLOUD_KEYS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "cartesia": "CARTESIA_API_KEY"}
+CHOICES = {
+    "stt": ("auto", "deepgram", "pocketsphinx"),
+    "llm": ("auto", "openai", "local"),
+    "tts": ("auto", "cartesia", "piper"),
+}
+_CLOUD = {"stt": "deepgram", "llm": "openai", "tts": "cartesia"}
+_OFFLINE = {"stt": "pocketsphinx", "llm": "local", "tts": "piper"}
+DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
+# Cartesia's "British Reading Lady" stock voice, from Pipecat's examples.
+DEFAULT_CARTESIA_VOICE = "71a7ad14-091c-4e8e-a314-022ece01c121"
+
+
+class MissingKeyError(RuntimeError):
+    """A cloud service was asked for but its API key is not set."""
+
+
+@dataclass(frozen=True)
+class ServiceChoice:
+    """The resolved service per kind, e.g. ``ServiceChoice("deepgram", "local", "piper")``.
+
+    Attributes:
+        stt: ``"deepgram"`` or ``"pocketsphinx"``.
+        llm: ``"openai"`` or ``"local"`` (``"openai"`` also covers ``--llm-base-url``).
+        tts: ``"cartesia"`` or ``"piper"``.
+        llm_base_url: OpenAI-compatible server to use instead of OpenAI, or None.
+        llm_model: Model name for the LLM, or None for the default.
+    """
+
+    stt: str
+    llm: str
+    tts: str
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        """True when nothing needs the network."""
+        return (self.stt, self.llm, self.tts) == ("pocketsphinx", "local", "piper") or (
+            self.stt == "pocketsphinx" and self.tts == "piper" and self.llm_base_url is not None
+        )
+
+
+def choose_services(
+    stt: str = "auto",
+    llm: str = "auto",
+    tts: str = "auto",
+    *,
+    llm_base_url: str | None = None,
+    llm_model: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServiceChoice:
+    """Resolve ``auto`` per service and check keys before anything connects.
+
+    Args:
+        stt: ``auto``, ``deepgram`` or ``pocketsphinx``.
+        llm: ``auto``, ``openai`` or ``local``; ignored when ``llm_base_url`` is set.
+        tts: ``auto``, ``cartesia`` or ``piper``.
+        llm_base_url: An OpenAI-compatible server's base URL (``.../v1``).
+        llm_model: Model name to ask that server (or OpenAI) for.
+        environ: Environment to read keys from; defaults to ``os.environ``.
+
+    Returns:
+        The :class:`ServiceChoice`.
+
+    Raises:
+        ValueError: an unknown choice.
+        MissingKeyError: a cloud service was asked for without its key; the message
+            names the missing variable.
+    """
+    env = os.environ if environ is None else environ
+    chosen = {}
+    for kind, value in (("stt", stt), ("llm", llm), ("tts", tts)):
+        if value not in CHOICES[kind]:
+            raise ValueError(f"--{kind} {value!r} is not one of {CHOICES[kind]}")
+        if kind == "llm" and llm_base_url:
+            value = "openai"  # the OpenAI client, pointed at the given server
+        elif value == "auto":
+            value = _CLOUD[kind] if env.get(CLOUD_KEYS[_CLOUD[kind]]) else _OFFLINE[kind]
+        elif value in CLOUD_KEYS and not env.get(CLOUD_KEYS[value]):
+            raise MissingKeyError(
+                f"--{kind} {value} needs the environment variable {CLOUD_KEYS[value]} "
+                f"(set it in .env), or use --{kind} {_OFFLINE[kind]} to run offline"
+            )
+        chosen[kind] = value
+    return ServiceChoice(**chosen, llm_base_url=llm_base_url, llm_model=llm_model)
+
+
+def create_stt(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
+    """Build the STT service: Deepgram streaming with interim results, or pocketsphinx."""
+    env = os.environ if environ is None else environ
+    if choice.stt == "deepgram":
+        from pipecat.services.deepgram.stt import DeepgramSTTService
+
+        return DeepgramSTTService(
+            api_key=env[CLOUD_KEYS["deepgram"]],
+            settings=DeepgramSTTService.Settings(interim_results=True, smart_format=True),
+        )
+    from bot.pocketsphinx_stt import PocketsphinxSTTService
+
+    return PocketsphinxSTTService()
+
+
+def create_llm(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
+    """Build the LLM service: OpenAI (or an OpenAI-compatible server), or the local one."""
+    env = os.environ if environ is None else environ
+    if choice.llm == "openai":
+        from pipecat.services.openai.llm import OpenAILLMService
+
+        if choice.llm_base_url:
+            logger.info(f"LLM: OpenAI-compatible server at {choice.llm_base_url}")
+            return OpenAILLMService(
+                api_key=env.get(CLOUD_KEYS["openai"]) or "none",
+                base_url=choice.llm_base_url,
+                settings=OpenAILLMService.Settings(model=choice.llm_model or "default"),
+            )
+        return OpenAILLMService(
+            api_key=env[CLOUD_KEYS["openai"]],
+            settings=OpenAILLMService.Settings(model=choice.llm_model or DEFAULT_OPENAI_MODEL),
+        )
+    from bot.local_llm import create_local_llm_service
+
+    return create_local_llm_service()
+
+
+def create_tts(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
+    """Build the TTS service: Cartesia, or Piper with the bundled voice."""
+    env = os.environ if environ is None else environ
+    if choice.tts == "cartesia":
+        from pipecat.services.cartesia.tts import CartesiaTTSService
+
+        return CartesiaTTSService(
+            api_key=env[CLOUD_KEYS["cartesia"]],
+            settings=CartesiaTTSService.Settings(
+                voice=env.get("CARTESIA_VOICE_ID", DEFAULT_CARTESIA_VOICE)
+            ),
+        )
+    from bot.piper_tts import create_piper_tts_service
+
+    return create_piper_tts_service()
+
+
+def preload(choice: ServiceChoice) -> None:
+    """Load what is shared by all sessions once, before the first one.
+
+    The local LLM server is started here (it loads the GGUF model once per process).
+    """
+    if choice.llm == "local":
+        from bot.local_llm import get_shared_local_llm_server
+
+        get_shared_local_llm_server().start()

@@ -1,0 +1,145 @@
+"""Run the reference voice bot.
+
+    python run.py                      # browser client on http://localhost:7860 (SmallWebRTC)
+    python run.py -t daily             # join Daily (DAILY_API_KEY in .env)
+    python run.py --transport local    # laptop microphone and speaker
+
+Services: cloud (Deepgram, OpenAI, Cartesia) when their keys are in .env, else the
+embedded offline stack; choose per service with --stt/--llm/--tts. Every other
+option is Pipecat's development runner's (pipecat.runner.run), listed by --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from dotenv import load_dotenv
+
+from bot.services import CHOICES, ServiceChoice, choose_services
+
+HELP_EPILOG = """\
+transports:
+  (default)           SmallWebRTC: open http://localhost:7860/client in a browser
+  -t daily            Daily room (needs DAILY_API_KEY); -d joins directly
+  --transport local   LocalAudioTransport: this machine's microphone and speaker
+                      (needs PyAudio, i.e. Debian's portaudio19-dev)
+
+services (auto = cloud when its key is set, offline otherwise):
+  STT  deepgram (DEEPGRAM_API_KEY)  | pocketsphinx (offline)
+  LLM  openai   (OPENAI_API_KEY)    | local (SmolLM2 via llama.cpp, offline)
+  TTS  cartesia (CARTESIA_API_KEY)  | piper (offline)
+"""
+
+
+def add_bot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the reference bot's own options to ``parser``."""
+    group = parser.add_argument_group("reference bot")
+    group.add_argument("--stt", choices=CHOICES["stt"], default="auto", help="speech-to-text service")
+    group.add_argument("--llm", choices=CHOICES["llm"], default="auto", help="LLM service")
+    group.add_argument("--tts", choices=CHOICES["tts"], default="auto", help="text-to-speech service")
+    group.add_argument(
+        "--llm-base-url",
+        default=None,
+        help="OpenAI-compatible server for the LLM (Ollama, vLLM, llama.cpp), e.g. "
+        "http://localhost:11434/v1; overrides --llm",
+    )
+    group.add_argument("--llm-model", default=None, help="model name to request from the LLM")
+    return parser
+
+
+def choice_from_args(args: argparse.Namespace) -> ServiceChoice:
+    """Resolve the services; exits with the missing variable's name if a key is missing."""
+    from bot.services import MissingKeyError
+
+    try:
+        return choose_services(
+            args.stt, args.llm, args.tts, llm_base_url=args.llm_base_url, llm_model=args.llm_model
+        )
+    except MissingKeyError as e:
+        sys.exit(f"error: {e}")
+
+
+_CHOICE: ServiceChoice | None = None  # resolved once per process, before the first session
+
+
+async def bot(runner_args):
+    """Entry point called by Pipecat's development runner for each session."""
+    from pipecat.runner.utils import create_transport
+    from pipecat.transports.base_transport import TransportParams
+    from pipecat.transports.daily.transport import DailyParams
+
+    from bot.pipeline import run_bot
+
+    choice = _CHOICE or choice_from_args(runner_args.cli_args)
+    transport = await create_transport(
+        runner_args,
+        {
+            "daily": lambda: DailyParams(audio_in_enabled=True, audio_out_enabled=True),
+            "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True),
+        },
+    )
+    await run_bot(transport, choice, handle_sigint=runner_args.handle_sigint)
+
+
+async def run_local(choice: ServiceChoice):
+    """Talk to the bot through this machine's microphone and speaker."""
+    from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
+
+    from bot.pipeline import run_bot
+
+    transport = LocalAudioTransport(
+        LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
+    )
+    await run_bot(transport, choice, has_clients=False, handle_sigint=True)
+
+
+def main(argv: list[str] | None = None):
+    """Parse the options, load models once, then serve the bot."""
+    global _CHOICE
+    argv = sys.argv[1:] if argv is None else argv
+    load_dotenv(override=False)
+
+    # "local" is ours; Pipecat's runner handles every other transport.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-t", "--transport", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.transport == "local":
+        parser = add_bot_arguments(
+            argparse.ArgumentParser(
+                description=__doc__,
+                epilog=HELP_EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
+        parser.add_argument("-t", "--transport", choices=["local"], help="local audio")
+        args = parser.parse_args(argv)
+        _CHOICE = choice_from_args(args)
+        from bot.services import preload
+
+        preload(_CHOICE)
+        asyncio.run(run_local(_CHOICE))
+        return
+
+    from pipecat.runner.run import main as runner_main
+
+    parser = add_bot_arguments(
+        argparse.ArgumentParser(
+            description=__doc__,
+            epilog=HELP_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    if not any(a in ("-h", "--help") for a in argv):
+        bot_args, _ = parser.parse_known_args(argv)
+        _CHOICE = choice_from_args(bot_args)
+        from bot.services import preload
+
+        preload(_CHOICE)
+    sys.argv = [sys.argv[0], *argv]
+    runner_main(parser)
+
+
+if __name__ == "__main__":
+    main()
