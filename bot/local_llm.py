@@ -58,7 +58,7 @@ _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlett
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
 DEFAULT_MAX_TOKENS = 200
-DEFAULT_TEMPERATURE = 0.6
+DEFAULT_TEMPERATURE = 0.3
 # llama.cpp sampling knobs the OpenAI schema lacks; sent through `extra_body`.
 DEFAULT_EXTRA_BODY: dict[str, Any] = {"repeat_penalty": 1.15, "top_k": 40}
 
@@ -135,13 +135,21 @@ def default_llm_threads() -> int:
     return max((os.cpu_count() or 2) - 1, 1)
 
 
-def _pdeathsig_preexec() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the server if the thread that spawned it dies."""
+def _load_prctl():
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Resolved in the parent: the child must not dlopen/allocate between fork and exec.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_preexec() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM the server when the thread that spawned it dies."""
+    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 # --------------------------------------------------------------------------- #
@@ -209,6 +217,8 @@ class LocalLLMServer:
         self._output: collections.deque[str] = collections.deque(maxlen=60)
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._started_at = 0.0
 
     # -- properties ---------------------------------------------------------
 
@@ -228,7 +238,12 @@ class LocalLLMServer:
         return self._proc
 
     def is_running(self) -> bool:
+        """True while the server process is alive (it may still be loading)."""
         return self._proc is not None and self._proc.poll() is None
+
+    def is_ready(self) -> bool:
+        """True once the server has answered and has not been stopped since."""
+        return self.is_running() and self._ready.is_set()
 
     def output_tail(self, n: int = 25) -> str:
         return "\n".join(list(self._output)[-n:])
@@ -251,6 +266,7 @@ class LocalLLMServer:
 
     def _spawn(self) -> None:
         """Launch the process (non-blocking). Caller holds ``self._lock``."""
+        self._terminate()  # a previous, not-ready process (e.g. interrupted start)
         if self.model_path is None:
             self.model_path = find_gguf()
         elif not self.model_path.is_file():
@@ -264,7 +280,8 @@ class LocalLLMServer:
         self._output.clear()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # PDEATHSIG is bound to the spawning *thread*: only use it from the main thread.
-        preexec = _pdeathsig_preexec if threading.current_thread() is threading.main_thread() else None
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        preexec = _pdeathsig_preexec if (_PRCTL is not None and in_main_thread) else None
         self._proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -340,40 +357,75 @@ class LocalLLMServer:
                 f"{self.startup_timeout:.0f}s. Last output:\n{tail}"
             )
 
-    def start(self) -> "LocalLLMServer":
-        """Start the server and block until it answers. No-op if running."""
-        with self._lock:
-            if self.is_running():
-                return self
-            self._spawn()
-            while not self._probe():
-                self._check_alive_or_raise()
-                time.sleep(0.1)
-            self._warmup()
+    def _port_clash(self, err: LocalLLMServerError, attempt: int) -> bool:
+        """True if a free port we picked was taken before the server bound it."""
+        return (
+            attempt == 0
+            and self._requested_port is None
+            and "address already in use" in str(err).lower()
+        )
+
+    def _log_ready(self) -> None:
+        self._ready.set()
         logger.info(
             f"Local LLM server ready on {self.base_url} "
             f"(pid {self.pid}, {time.monotonic() - self._started_at:.1f}s)"
         )
+
+    def start(self) -> "LocalLLMServer":
+        """Start the server and block until it answers. No-op if already started."""
+        with self._lock:
+            if self.is_running() and self._ready.is_set():
+                return self
+            for attempt in range(2):
+                self._ready.clear()
+                self._spawn()
+                try:
+                    while not self._probe():
+                        self._check_alive_or_raise()
+                        time.sleep(0.1)
+                    break
+                except LocalLLMServerError as e:
+                    if not self._port_clash(e, attempt):
+                        raise
+                    logger.warning(f"Port {self.port} was taken; retrying on another one")
+                except BaseException:  # e.g. KeyboardInterrupt: leave no orphan
+                    self._terminate()
+                    raise
+            self._warmup()
+            self._log_ready()
         return self
 
     async def astart(self) -> "LocalLLMServer":
         """Async :meth:`start`: spawns in this thread, polls without blocking the loop."""
-        with self._lock:
-            if self.is_running():
+        while not self._lock.acquire(blocking=False):  # cancellation-safe wait
+            await asyncio.sleep(0.05)
+        try:
+            if self.is_running() and self._ready.is_set():
                 return self
-            self._spawn()
-        while not await asyncio.to_thread(self._probe):
-            with self._lock:
-                self._check_alive_or_raise()
-            await asyncio.sleep(0.1)
-        await asyncio.to_thread(self._warmup)
-        logger.info(
-            f"Local LLM server ready on {self.base_url} "
-            f"(pid {self.pid}, {time.monotonic() - self._started_at:.1f}s)"
-        )
+            for attempt in range(2):
+                self._ready.clear()
+                self._spawn()
+                try:
+                    while not await asyncio.to_thread(self._probe):
+                        self._check_alive_or_raise()
+                        await asyncio.sleep(0.1)
+                    break
+                except LocalLLMServerError as e:
+                    if not self._port_clash(e, attempt):
+                        raise
+                    logger.warning(f"Port {self.port} was taken; retrying on another one")
+                except BaseException:  # e.g. CancelledError: leave no orphan
+                    self._terminate()
+                    raise
+            await asyncio.to_thread(self._warmup)
+            self._log_ready()
+        finally:
+            self._lock.release()
         return self
 
     def _terminate(self, timeout: float = 10.0) -> None:
+        self._ready.clear()
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -501,7 +553,7 @@ def create_local_llm_service(
     """
     if base_url is None:
         server = server or get_shared_local_llm_server()
-        if not server.is_running():
+        if not server.is_ready():
             server.start()
         base_url = server.base_url
         model = server.model_alias

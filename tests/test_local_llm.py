@@ -172,3 +172,30 @@ async def test_async_context_manager_stops_process():
     assert not server.is_running()
     assert not _pid_alive(pid), f"server process {pid} still alive after stop"
     server.stop()  # idempotent
+
+
+async def test_cancelled_start_leaves_no_process():
+    import asyncio
+
+    _require_local_llm()
+    server = LocalLLMServer(startup_timeout=90)
+    task = asyncio.create_task(server.astart())
+    for _ in range(100):  # wait until the process exists, then cancel mid-startup
+        if server.pid:
+            break
+        await asyncio.sleep(0.01)
+    pid = server.pid
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pid is not None and not _pid_alive(pid)
+    assert not server.is_running()
+
+
+def test_service_from_base_url_needs_no_server():
+    from pipecat.services.openai.llm import OpenAILLMService
+
+    llm = create_local_llm_service(base_url="http://127.0.0.1:9/v1", system_instruction="Hi")
+    assert isinstance(llm, OpenAILLMService)
+    assert llm._settings.model == MODEL_ALIAS
+    assert llm._settings.extra == {"extra_body": {"repeat_penalty": 1.15, "top_k": 40}}
