@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vad-stop-secs", type=float, default=0.2)
     ap.add_argument("--softack-boost", type=float, default=None, help="PocketsphinxParams.softack_boost")
     ap.add_argument("--command-boost", type=float, default=None, help="PocketsphinxParams.command_boost")
+    ap.add_argument("--word-boost", action="append", default=[], metavar="WORD=W", help="per-word boost")
     ap.add_argument("--stable-chunks", type=int, default=None, help="PocketsphinxParams.interim_stable_chunks")
     ap.add_argument("--no-internal-onset", action="store_true", help="open utterances on the VAD start only")
     ap.add_argument("--filter", default="", help="only clips whose file name contains this")
@@ -180,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         params.softack_boost = a.softack_boost
     if a.command_boost is not None:
         params.command_boost = a.command_boost
+    for spec in a.word_boost:
+        w, _, v = spec.rpartition("=")
+        params.word_boost[w] = float(v)
     if a.stable_chunks is not None:
         params.interim_stable_chunks = a.stable_chunks
 

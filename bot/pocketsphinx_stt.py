@@ -7,13 +7,15 @@ chunk, which is what a barge-in filter needs: it decides from the first words.
 
 Tuned for barge-in (measured with ``python -m bench.stt``, see bench/stt.py):
 
-* **Boosted barge-in vocabulary.** Soft-acks ("uh-huh", "mm-hmm", "yeah",
-  "okay", ...) and interruption commands ("wait", "stop", "hold on", ...) are
-  added to the stock 3-gram LM as extra unigram *alias* tokens (``"hold_on~"``)
-  with their own weight, so they are likely wherever the utterance starts.
-  The stock LM gives "uh-huh" a probability of ~1e-5 after ``<s>``, so without
-  this it hears "ah" and "mama" for "uh-huh" and "mm-hmm". Aliases are mapped
-  back to the usual spelling ("hold on", "mm-hmm", "okay").
+* **Boosted barge-in vocabulary.** Interruption commands ("wait", "stop",
+  "hold on", ...) and the rare backchannels "uh-huh"/"mm-hmm" are added to the
+  stock 3-gram LM as extra unigram *alias* tokens (``"hold_on~"``) with their
+  own weight (the stock LM gives "uh-huh" ~1e-5 after ``<s>``). Aliases are
+  mapped back to the usual spelling ("hold on", "mm-hmm", "okay"). Boosting
+  *all* soft-acks was measured and rejected: from a weight of ~3e4 on they get
+  inserted into long utterances ("yeah but what..." -> "yeah oh wow ...", an
+  espeak "tell me a story..." -> "really oh sure yeah hmm got it"), turning real
+  interruptions into backchannels, the costly error.
 * **Extra pronunciations** for the backchannels the CMU dict lacks or has one
   odd pronunciation for ("mm-hmm" as M HH M, "uh-huh" with a nasal ending...).
 * **Stable interims.** The very first partial of PocketSphinx is usually a
@@ -130,6 +132,8 @@ class PocketsphinxParams:
     interim_stable_chunks: int = 3
     # Minimum audio (s) between partial-hypothesis evaluations.
     partial_interval_secs: float = 0.02
+    # Per-word boost overriding the group boost (canonical word -> weight).
+    word_boost: dict[str, float] = field(default_factory=lambda: {"uh-huh": 3000.0, "mm-hmm": 3000.0})
     # Extra pocketsphinx config (e.g. {"beam": 1e-40}).
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -159,8 +163,9 @@ class PocketsphinxRecognizer:
         lm = d.get_lm()
         entries: list[tuple[str, str]] = []  # (dict word, phones)
         groups = ((SOFT_ACKS, self.params.softack_boost), (COMMANDS, self.params.command_boost))
-        for vocab, boost in groups:
+        for vocab, group_boost in groups:
             for word, prons in vocab.items():
+                boost = self.params.word_boost.get(word, group_boost)
                 if boost > 0:
                     # A new LM word gets unigram prob boost / |V|; stock words
                     # cannot be re-weighted, hence the alias token.
