@@ -516,8 +516,8 @@ def get_shared_local_llm_server(**kwargs: Any) -> LocalLLMServer:
 class LocalOpenAILLMService(OpenAILLMService):
     """``OpenAILLMService`` minus what llama-cpp-python's server lacks.
 
-    Its request schema has no "developer" role (such messages would be
-    rejected with HTTP 422), so the adapter sends them as "user" messages;
+    Its request schema has no "developer" role (such messages fail with an
+    HTTP 500 validation error), so the adapter sends them as "user" messages;
     and it cannot enforce a response schema.
     """
 
