@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.frames.frames import LLMRunFrame
+from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -26,9 +26,11 @@ SYSTEM_PROMPT = (
     "question with a paragraph of four or five sentences, so the listener has time to "
     "say 'uh-huh' or to cut in. If the user interrupts, stop and answer what they said."
 )
+# Spoken as is: the small offline LLM does not follow a "greet the user" instruction.
 GREETING = (
-    "Greet the user in two sentences, then offer to tell them about the history of the "
-    "bicycle, the planets, or how bread is made."
+    "Hello! I'm a voice assistant that you can interrupt the way you would a person. "
+    "Ask me about anything, say uh-huh or yeah while I talk and I'll keep going, "
+    "or say wait, and I'll stop."
 )
 
 
@@ -87,12 +89,11 @@ async def run_bot(
             leaves. False (local audio): the bot greets at once.
         handle_sigint: Let the runner stop on Ctrl-C (when not under Pipecat's runner).
     """
-    pipeline, context, _ = build_pipeline(transport, choice)
+    pipeline, _, _ = build_pipeline(transport, choice)
     worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
 
     async def greet():
-        context.add_message({"role": "user", "content": GREETING})
-        await worker.queue_frames([LLMRunFrame()])
+        await worker.queue_frames([TTSSpeakFrame(GREETING)])
 
     if has_clients:
 
