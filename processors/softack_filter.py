@@ -56,6 +56,8 @@ _SPEECH_STOPS = {
     UserStoppedSpeakingFrame: "user",
     ProposedUserStoppedSpeakingFrame: "proposed",
 }
+_START_TYPES = tuple(_SPEECH_STARTS)
+_STOP_TYPES = tuple(_SPEECH_STOPS)
 # Every frame of a user utterance that the filter holds while the bot speaks. Audio
 # is not among them: the STT and the turn analyzer keep hearing everything.
 _GATED = (
@@ -273,7 +275,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
     # -- gating -----------------------------------------------------------------
 
     def _starts_new_utterance(self, frame: Frame) -> bool:
-        return isinstance(frame, tuple(_SPEECH_STARTS)) and not self._speech_sources
+        return isinstance(frame, _START_TYPES) and not self._speech_sources
 
     def _would_hold(self, frame: Frame) -> bool:
         if self._held is not None:
@@ -307,7 +309,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         elif isinstance(frame, InterimTranscriptionFrame):
             utterance.interim = frame.text.strip()
             utterance.last_transcript = frame
-        elif isinstance(frame, tuple(_SPEECH_STOPS)) and not self._speech_sources:
+        elif isinstance(frame, _STOP_TYPES) and not self._speech_sources:
             utterance.stopped_at = time.monotonic()
             await self._arm_timer()
         await self._evaluate()
