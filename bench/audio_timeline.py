@@ -602,7 +602,7 @@ class Utterance:
     first_interim_text: str
     final_text: str
     bot_speaking: bool  # the bot was speaking when the clip started
-    decision: str  # filter decision, "" if none (bot silent)
+    decision: str  # filter decisions joined with "+" (e.g. "backchannel+interruption"), "" if none
     interruption: float | None  # InterruptionFrame after the clip started
     bot_stopped: float | None  # bot stopped speaking after the clip started
     next_audio: float | None  # first bot audio after the VAD stop
@@ -640,10 +640,11 @@ def utterances(tl: Timeline) -> list[Utterance]:
         window_end = ve.t + 1.5 if ve else end_t + 1.5
         interim = tl.find("interim", since=(vs.t if vs else cs.t) - 0.5, until=window_end)
         finals = tl.all("transcript", since=cs.t, until=window_end)
-        decision = next(
-            (e for e in tl.events if e.kind.startswith("filter_") and cs.t <= e.t <= window_end + 1.5),
-            None,
-        )
+        decisions = [
+            e.kind.removeprefix("filter_")
+            for e in tl.events
+            if e.kind.startswith("filter_") and cs.t <= e.t <= min(window_end + 1.5, next_clip)
+        ]
         intr = tl.find("interruption", since=cs.t, until=next_clip)
         stopped = tl.find("bot_stopped_speaking", since=cs.t, until=next_clip)
         out.append(
@@ -658,7 +659,7 @@ def utterances(tl: Timeline) -> list[Utterance]:
                 first_interim_text=interim.data["text"] if interim else "",
                 final_text=" ".join(e.data["text"] for e in finals),
                 bot_speaking=bot_speaking_at(tl, cs.t),
-                decision=decision.kind.removeprefix("filter_") if decision else "",
+                decision="+".join(decisions),
                 interruption=intr.t if intr else None,
                 bot_stopped=stopped.t if stopped else None,
                 next_audio=tl.first_audio_after(ve.t) if ve else None,
@@ -672,22 +673,51 @@ def _ms(x: float | None) -> str:
 
 
 def format_figures(tl: Timeline) -> str:
-    """A table of the latencies the issue asks for, one line per clip played."""
+    """A table of the latencies the issue asks for, one line per clip played.
+
+    Columns: ``onset->interim`` (speech onset in the clip to the first interim),
+    ``VAD->interim`` (VAD start to the first interim; negative when PocketSphinx's own
+    onset detector beats Silero, "-" when Silero missed the word), ``VAD stop->audio``
+    (VAD stop to the first bot audio played after it), ``clip->quiet`` (clip start
+    to the bot stopped speaking, for clips said while the bot spoke). For clips said
+    to a silent bot, a second line splits VAD stop -> audio into turn detection
+    (user turn stop), LLM first text, TTS first audio and playback.
+    """
     lines = [
-        f"{'clip':<34} {'bot':<6} {'VAD start->interim':>18} {'VAD stop->bot audio':>20} "
-        f"{'clip->bot quiet':>16}  decision / transcript"
+        f"{'clip':<38} {'bot':<5} {'onset->interim':>14} {'VAD->interim':>12} "
+        f"{'VAD stop->audio':>15} {'clip->quiet':>11}  decision [first interim | final]"
     ]
-    for u in utterances(tl):
+    us = utterances(tl)
+    for u in us:
         quiet = u.bot_stopped - u.clip_start if (u.bot_speaking and u.bot_stopped is not None) else None
-        stop_to_audio = u.stop_to_audio if not u.bot_speaking or u.decision == "interruption" else None
+        answered = not u.bot_speaking or "interruption" in u.decision
+        onset = u.first_interim - u.speech_onset if u.first_interim is not None else None
         lines.append(
-            f"{u.clip:<34} {'talk' if u.bot_speaking else 'quiet':<6} {_ms(u.vad_to_interim):>18} "
-            f"{_ms(stop_to_audio):>20} {_ms(quiet):>16}  {u.decision or '-'} "
-            f"[{u.first_interim_text} | {u.final_text}]"
+            f"{u.clip:<38} {'talk' if u.bot_speaking else 'quiet':<5} {_ms(onset):>14} "
+            f"{_ms(u.vad_to_interim):>12} {_ms(u.stop_to_audio if answered else None):>15} "
+            f"{_ms(quiet):>11}  {u.decision or '-'} [{u.first_interim_text} | {u.final_text}]"
         )
-    v2i = [u.vad_to_interim for u in utterances(tl) if u.vad_to_interim is not None]
-    if v2i:
-        lines.append(f"VAD start -> first interim: median {_ms(statistics.median(v2i))} over {len(v2i)}")
+        if not u.bot_speaking and u.vad_stop is not None:
+            steps = [("turn stop", tl.first_after("user_stopped_speaking", u.vad_stop))]
+            steps.append(("LLM text", tl.first_after("llm_first_text", steps[0][1].t) if steps[0][1] else None))
+            steps.append(("TTS audio", tl.first_after("tts_first_audio", steps[1][1].t) if steps[1][1] else None))
+            parts, prev = [], u.vad_stop
+            for name, ev in steps:
+                if ev is None:
+                    break
+                parts.append(f"{name} +{_ms(ev.t - prev)}")
+                prev = ev.t
+            if u.next_audio is not None and len(parts) == len(steps):
+                parts.append(f"played +{_ms(u.next_audio - prev)}")
+            lines.append(f"{'':<38} VAD stop -> " + ", ".join(parts))
+    onsets = [u.first_interim - u.speech_onset for u in us if u.first_interim is not None]
+    if onsets:
+        lines.append(f"speech onset -> first interim: median {_ms(statistics.median(onsets))} over {len(onsets)} clips")
+    v2i = [u.vad_to_interim for u in us if u.vad_to_interim is not None]
+    lines.append(
+        f"VAD start -> first interim: median {_ms(statistics.median(v2i)) if v2i else '-'} "
+        f"({len(v2i)} of {len(us)} clips had a VAD start)"
+    )
     return "\n".join(lines)
 
 
