@@ -115,10 +115,15 @@ class BackchannelClassifier:
             self._phrases[self._tokens_of(phrase)] = True
         self._max_len = max(len(p) for p in self._phrases)
         self._vocabulary = {t for p in self._phrases for t in p}
-        # Strict prefixes of multi-word soft-acks ("i" of "i see"): an interim
-        # transcript ending in one may still become a soft-ack.
+        # What an interim transcript may end with while the soft-ack is still being
+        # said: the start of a multi-word soft-ack ("i" of "i see"), possibly cut
+        # inside its last word ("oh real" of "oh really": STTs stream word pieces).
         self._soft_prefixes = {
-            p[:n] for p, command in self._phrases.items() if not command for n in range(1, len(p))
+            p[:k] + (p[k][:j],)
+            for p, command in self._phrases.items()
+            if not command
+            for k in range(len(p))
+            for j in range(1, len(p[k]) + 1)
         }
 
     @staticmethod
@@ -140,16 +145,27 @@ class BackchannelClassifier:
         Args:
             text: The utterance's transcript (finals joined, plus the latest interim).
             partial: True while the utterance may still grow (an interim transcript):
-                trailing words that start a multi-word soft-ack ("i" of "i see",
-                "got" of "got it") then count as soft-acks for now, so the filter
-                keeps holding instead of releasing on half a phrase.
+                trailing words that start a soft-ack ("i" of "i see", "got" of "got
+                it", "oh real" of "oh really") then count as soft-acks for now, so the
+                filter keeps holding instead of releasing on half a phrase.
 
         Returns:
             BACKCHANNEL, INTERRUPTION or EMPTY (see the class docstring).
         """
+        return self.explain(text, partial=partial)[0]
+
+    def explain(self, text: str, *, partial: bool = False) -> tuple[Verdict, bool]:
+        """Like :meth:`classify`, and also say whether a command keyword decided it.
+
+        Returns:
+            ``(verdict, by_command)``: ``by_command`` is True when the verdict is
+            INTERRUPTION because of a command keyword, False when it is because of a
+            word in neither lexicon (content) or when the verdict is not INTERRUPTION.
+        """
         tokens = tuple(self._known_form(t) for t in normalize(text))
         if all(t == _QUESTION_MARK for t in tokens):
-            return Verdict.EMPTY
+            return Verdict.EMPTY, False
+        content = False
         i, n = 0, len(tokens)
         while i < n:
             for length in range(min(self._max_len, n - i), 0, -1):
@@ -161,9 +177,11 @@ class BackchannelClassifier:
                     i += 1
                     continue
                 if partial and tokens[i:] in self._soft_prefixes:
-                    return Verdict.BACKCHANNEL
-                return Verdict.INTERRUPTION
+                    break
+                content = True  # keep reading: a later command keyword decides sooner
+                i += 1
+                continue
             if command:
-                return Verdict.INTERRUPTION
+                return Verdict.INTERRUPTION, True
             i += length
-        return Verdict.BACKCHANNEL
+        return (Verdict.INTERRUPTION, False) if content else (Verdict.BACKCHANNEL, False)

@@ -109,6 +109,7 @@ class _Utterance:
     interim: str = ""
     last_transcript: TranscriptionFrame | InterimTranscriptionFrame | None = None
     stopped_at: float | None = None
+    content_interims: int = 0  # consecutive interims with a content word
 
     @property
     def text(self) -> str:
@@ -129,7 +130,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
       are held. Audio and every other frame pass untouched.
     - On each transcript the utterance's text so far is classified: a command keyword
       or a non-soft-ack word releases the held frames in their original order, and the
-      rest of the utterance passes through.
+      rest of the utterance passes through. A command keyword releases at once; a
+      content word in an interim releases once it has stood in
+      ``content_confirmations`` consecutive interims (or reaches a final), because a
+      streaming STT's first guesses at a short backchannel are often content words
+      ("oh" -> "over" -> "oh really").
     - When the utterance ends (speech stopped and a final transcript with no newer
       interim) with only soft-acks, its held frames are dropped and one
       ``UserBackchannelFrame`` with its text is pushed downstream instead.
@@ -159,6 +164,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
             final transcript (default 1.0).
         max_hold_secs: Seconds an undecided utterance may be held while the user
             keeps speaking (default 3.0).
+        content_confirmations: Consecutive interims that must hold a content word
+            before it releases (default 2; 1 releases on the first interim). Measured
+            on pocketsphinx, whose interims pass through content words on the way to
+            "oh really" or "i see" (tests/test_real_audio.py).
         **kwargs: Passed to :class:`FrameProcessor`.
 
     Raises:
@@ -176,9 +185,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
         config_file: str | os.PathLike | None = None,
         transcript_timeout_secs: float | None = None,
         max_hold_secs: float | None = None,
+        content_confirmations: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not isinstance(content_confirmations, int) or content_confirmations < 1:
+            raise SoftAckConfigError(
+                f"content_confirmations= must be an integer >= 1, got {content_confirmations!r}"
+            )
+        self._content_confirmations = content_confirmations
         if classifier is not None and any(
             a is not None for a in (soft_acks, command_keywords, language)
         ):
@@ -286,7 +301,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
     async def _handle_gated(self, frame: Frame):
         new_utterance = self._starts_new_utterance(frame)
-        if new_utterance and self._held is not None:
+        if new_utterance and self._held is not None and self._held.stopped_at is not None:
             # The previous utterance's speech had stopped: judge it on its own.
             await self._decide_end("next utterance")
         self._track_speech(frame)
@@ -299,9 +314,16 @@ class SoftAckInterruptionFilter(FrameProcessor):
             self._held = _Utterance()
             self._passing = False
             await self._arm_timer()
+            created = True
+        else:
+            created = False
 
         utterance = self._held
         utterance.frames.append(frame)
+        if new_utterance and not created:
+            # Speech confirmed after a transcript opened the hold (an STT's own
+            # speech detector can be faster than the VAD): same utterance.
+            await self._arm_timer()
         if isinstance(frame, TranscriptionFrame):
             utterance.finals.append(frame.text.strip())
             utterance.interim = ""
@@ -325,7 +347,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _evaluate(self):
         utterance = self._held
         complete = not self._speech_sources and utterance.finals and not utterance.interim
-        verdict = self._classifier.classify(utterance.text, partial=not complete)
+        verdict, by_command = self._classifier.explain(utterance.text, partial=not complete)
+        if verdict == Verdict.INTERRUPTION and utterance.interim and not by_command:
+            # A content word in an interim: wait until the STT stands by it.
+            if isinstance(utterance.frames[-1], InterimTranscriptionFrame):
+                utterance.content_interims += 1
+            if utterance.content_interims < self._content_confirmations:
+                return
+        elif isinstance(utterance.frames[-1], InterimTranscriptionFrame):
+            utterance.content_interims = 0
         if verdict == Verdict.INTERRUPTION:
             await self._release("content or command word")
         elif complete:

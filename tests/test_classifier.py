@@ -93,3 +93,9 @@ def test_second_language():
     assert clf.classify("ajá") == BC
     assert clf.classify("pero espera") == INT
     assert clf.classify("no") == INT
+
+
+def test_partial_text_cut_inside_a_soft_ack_word_waits(clf):
+    assert clf.classify("oh real", partial=True) == BC
+    assert clf.classify("oh real", partial=False) == INT
+    assert clf.classify("oh realistic", partial=True) == INT

@@ -269,3 +269,64 @@ def test_classifier_and_lexicon_arguments_are_exclusive():
 def test_bad_timing_names_the_value():
     with pytest.raises(SoftAckConfigError, match="max_hold_secs=.*-1"):
         SoftAckInterruptionFilter(max_hold_secs=-1)
+
+
+async def test_content_word_in_one_interim_waits_for_the_stt_to_stand_by_it():
+    """pocketsphinx on "oh really": "oh" -> "over" -> "oh really" (tests/test_real_audio.py)."""
+    f = recording_filter()
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        VADUserStartedSpeakingFrame(),
+        interim("oh"),
+        interim("over"),
+        interim("oh really"),
+        VADUserStoppedSpeakingFrame(),
+        final("oh really"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [type(x) for x in without_bot_frames(down)] == [UserBackchannelFrame]
+    assert [(d.kind, d.text) for d in f.decisions] == [("backchannel", "oh really")]
+
+
+async def test_content_word_releases_on_its_second_interim_and_a_command_on_its_first():
+    f = recording_filter()
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        *utterance("tell", "tell me", "tell me more", final_text="tell me more"),
+        *utterance("okay", "okay stop", final_text="okay stop"),
+    )
+    await run_test(f, frames_to_send=sent)
+    assert [(d.kind, d.text) for d in f.decisions] == [
+        ("interruption", "tell me"),
+        ("interruption", "okay stop"),
+    ]
+
+
+async def test_content_confirmations_of_one_release_on_the_first_interim():
+    f = recording_filter(content_confirmations=1)
+    sent = paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("over"))
+    await run_test(f, frames_to_send=sent)
+    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "over")]
+
+
+async def test_interim_before_the_vad_start_is_one_utterance_with_it():
+    """An STT's own speech detector can beat Silero: "oh" arrives before the VAD start."""
+    f = recording_filter()
+    early = interim("oh")
+    sent = paced(
+        BotStartedSpeakingFrame(),
+        early,
+        VADUserStartedSpeakingFrame(),
+        interim("oh really"),
+        VADUserStoppedSpeakingFrame(),
+        final("Oh, really?"),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [x.text for x in without_bot_frames(down)] == ["Oh, really?"]
+    [decision] = f.decisions
+    assert (decision.kind, decision.frames) == ("backchannel", 5)
+
+
+def test_bad_content_confirmations_is_named():
+    with pytest.raises(SoftAckConfigError, match="content_confirmations=.*0"):
+        SoftAckInterruptionFilter(content_confirmations=0)
