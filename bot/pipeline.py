@@ -7,14 +7,22 @@ user aggregator -> LLM -> TTS -> transport.output() -> assistant aggregator
 from __future__ import annotations
 
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from bot.services import ServiceChoice, create_llm, create_stt, create_tts
@@ -26,6 +34,11 @@ SYSTEM_PROMPT = (
     "question with a paragraph of four or five sentences, so the listener has time to "
     "say 'uh-huh' or to cut in. If the user interrupts, stop and answer what they said."
 )
+# Seconds. Pipecat's VAD default start_secs (0.2) missed one-word clips such as
+# "wait" and "yeah" (about 0.25 s of speech) in tests/test_real_audio.py.
+VAD_START_SECS = 0.1
+SMART_TURN_STOP_SECS = 1.0
+
 # Spoken as is: the small offline LLM does not follow a "greet the user" instruction.
 GREETING = (
     "Hello! I'm a voice assistant that you can interrupt the way you would a person. "
@@ -55,11 +68,21 @@ def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
         logger.info(f"Interruption: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
 
     context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
-    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(context)
+    # Smart Turn's default waits up to 3 s when it judges a turn incomplete, which it
+    # often does on short questions (measured: 4.0-4.8 s from VAD stop to first bot
+    # audio); 1 s keeps the bot responsive. Default start strategies (VAD, then
+    # transcription) see the frames the filter released.
+    stop = TurnAnalyzerUserTurnStopStrategy(
+        turn_analyzer=LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=SMART_TURN_STOP_SECS))
+    )
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[stop])),
+    )
     pipeline = Pipeline(
         [
             transport.input(),
-            VADProcessor(vad_analyzer=SileroVADAnalyzer()),
+            VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS))),
             create_stt(choice),
             softack,
             user_aggregator,
