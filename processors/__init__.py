@@ -11,6 +11,8 @@ _PIPECAT_EXPORTS = {
     "SoftAckInterruptionFilter": "processors.softack_filter",
     "SoftAckDecision": "processors.softack_filter",
     "SoftAckUserTurnStartStrategy": "processors.turn_start",
+    "say": "processors.speech",
+    "speech_frame": "processors.speech",
 }
 
 __all__ = [

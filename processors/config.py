@@ -3,11 +3,13 @@
 Precedence, highest first (each field is resolved on its own):
 
 1. constructor arguments (``soft_acks=``, ``command_keywords=``, ``language=``,
-   ``config_file=``, ``transcript_timeout_secs=``, ``max_hold_secs=``);
+   ``config_file=``, ``transcript_timeout_secs=``, ``max_hold_secs=``, ``min_words=``,
+   ``min_speech_secs=``, ``bot_grace_secs=``);
 2. environment variables ``SOFT_ACKS`` and ``COMMAND_KEYWORDS`` (comma-separated
    phrases, as the LiveKit seed's ``LIVEKIT_SOFT_ACKS``), ``SOFT_ACK_LANGUAGE``,
    ``SOFT_ACK_CONFIG_FILE``, ``SOFT_ACK_TRANSCRIPT_TIMEOUT_SECS``,
-   ``SOFT_ACK_MAX_HOLD_SECS``;
+   ``SOFT_ACK_MAX_HOLD_SECS``, ``SOFT_ACK_MIN_WORDS``, ``SOFT_ACK_MIN_SPEECH_SECS``,
+   ``SOFT_ACK_BOT_GRACE_SECS``;
 3. a user config file (TOML, same schema as ``configs/en.toml``);
 4. the built-in defaults for the language, shipped as ``configs/<language>.toml``.
 
@@ -30,6 +32,9 @@ ENV_LANGUAGE = "SOFT_ACK_LANGUAGE"
 ENV_CONFIG_FILE = "SOFT_ACK_CONFIG_FILE"
 ENV_TRANSCRIPT_TIMEOUT = "SOFT_ACK_TRANSCRIPT_TIMEOUT_SECS"
 ENV_MAX_HOLD = "SOFT_ACK_MAX_HOLD_SECS"
+ENV_MIN_WORDS = "SOFT_ACK_MIN_WORDS"
+ENV_MIN_SPEECH = "SOFT_ACK_MIN_SPEECH_SECS"
+ENV_BOT_GRACE = "SOFT_ACK_BOT_GRACE_SECS"
 
 DEFAULT_LANGUAGE = "en"
 
@@ -50,6 +55,15 @@ class SoftAckSettings:
             final transcript before deciding (default 1.0, from ``configs/en.toml``).
         max_hold_secs: Seconds an undecided utterance may be held while the user
             keeps speaking before it is released (default 3.0).
+        min_words: Words an utterance needs before it may interrupt (default 0: off;
+            the legacy voice assistant's ``interrupt_min_words``). Command keywords
+            are exempt, so "stop" always works.
+        min_speech_secs: Seconds of speech an utterance needs before it may interrupt
+            (default 0.0: off; the legacy ``interrupt_speech_duration``). Command
+            keywords are exempt.
+        bot_grace_secs: Seconds at the start of each bot utterance during which
+            nothing interrupts it (default 0.0: off); an interruption in that time
+            takes effect when it ends.
     """
 
     language: str
@@ -57,6 +71,9 @@ class SoftAckSettings:
     command_keywords: tuple[str, ...]
     transcript_timeout_secs: float
     max_hold_secs: float
+    min_words: int = 0
+    min_speech_secs: float = 0.0
+    bot_grace_secs: float = 0.0
 
 
 def available_languages() -> list[str]:
@@ -76,6 +93,9 @@ def load_settings(
     config_file: str | os.PathLike | None = None,
     transcript_timeout_secs: float | None = None,
     max_hold_secs: float | None = None,
+    min_words: int | None = None,
+    min_speech_secs: float | None = None,
+    bot_grace_secs: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> SoftAckSettings:
     """Resolve settings by the precedence in this module's docstring.
@@ -88,6 +108,9 @@ def load_settings(
             (lists, or tables of lists) and a ``[timings]`` table.
         transcript_timeout_secs: Seconds, > 0.
         max_hold_secs: Seconds, > 0.
+        min_words: Words, >= 0.
+        min_speech_secs: Seconds, >= 0.
+        bot_grace_secs: Seconds, >= 0.
         environ: Environment to read; defaults to ``os.environ``.
 
     Returns:
@@ -95,8 +118,8 @@ def load_settings(
 
     Raises:
         SoftAckConfigError: unknown language, unreadable or malformed config file,
-            an empty phrase list, a blank phrase, or a timing that is not a
-            positive number. The message names the value and where it came from.
+            an empty phrase list, a blank phrase, a timeout that is not a positive
+            number, or a threshold that is negative. The message names the value and where it came from.
     """
     env = os.environ if environ is None else environ
 
@@ -122,14 +145,17 @@ def load_settings(
             return _check_phrases(_flatten(user[key], f"{key} in {path}"), f"{key} in {path}")
         return _check_phrases(_flatten(builtin[key], key), f"{key} in built-in {lang}.toml")
 
-    def seconds(arg, arg_name, env_name):
+    def seconds(arg, arg_name, env_name, check=None, default=None):
+        check = check or _check_seconds
         if arg is not None:
-            return _check_seconds(arg, f"{arg_name}=")
+            return check(arg, f"{arg_name}=")
         if env.get(env_name) is not None:
-            return _check_seconds(env[env_name], f"environment variable {env_name}")
+            return check(env[env_name], f"environment variable {env_name}")
         if arg_name in user_timings:
-            return _check_seconds(user_timings[arg_name], f"timings.{arg_name} in {path}")
-        return _check_seconds(builtin_timings[arg_name], f"timings.{arg_name} in {lang}.toml")
+            return check(user_timings[arg_name], f"timings.{arg_name} in {path}")
+        if arg_name in builtin_timings:
+            return check(builtin_timings[arg_name], f"timings.{arg_name} in {lang}.toml")
+        return default
 
     return SoftAckSettings(
         language=lang,
@@ -141,6 +167,13 @@ def load_settings(
             transcript_timeout_secs, "transcript_timeout_secs", ENV_TRANSCRIPT_TIMEOUT
         ),
         max_hold_secs=seconds(max_hold_secs, "max_hold_secs", ENV_MAX_HOLD),
+        min_words=seconds(min_words, "min_words", ENV_MIN_WORDS, _check_count, 0),
+        min_speech_secs=seconds(
+            min_speech_secs, "min_speech_secs", ENV_MIN_SPEECH, _check_nonnegative, 0.0
+        ),
+        bot_grace_secs=seconds(
+            bot_grace_secs, "bot_grace_secs", ENV_BOT_GRACE, _check_nonnegative, 0.0
+        ),
     )
 
 
@@ -183,3 +216,24 @@ def _check_seconds(value, source: str) -> float:
     if not secs > 0 or secs == float("inf"):
         raise SoftAckConfigError(f"{source} must be a positive number of seconds, got {value!r}")
     return secs
+
+
+def _check_nonnegative(value, source: str) -> float:
+    if value in (0, "0", 0.0):
+        return 0.0
+    try:
+        return _check_seconds(value, source)
+    except SoftAckConfigError:
+        raise SoftAckConfigError(
+            f"{source} must be a number of seconds >= 0, got {value!r}"
+        ) from None
+
+
+def _check_count(value, source: str) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise SoftAckConfigError(f"{source} must be a whole number, got {value!r}") from None
+    if count < 0 or count != float(value):
+        raise SoftAckConfigError(f"{source} must be a whole number >= 0, got {value!r}")
+    return count

@@ -31,6 +31,7 @@ from pipecat.frames.frames import (
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     TranscriptionFrame,
+    TTSSpeakFrame,
     UserBackchannelFrame,
     UserSpeakingFrame,
     UserStartedSpeakingFrame,
@@ -41,7 +42,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.utils.time import time_now_iso8601
 
-from processors.classifier import BackchannelClassifier, Verdict
+from processors.classifier import BackchannelClassifier, Verdict, normalize
 from processors.config import SoftAckConfigError, load_settings
 
 # Speech start/stop frames, by source. Speech is "on" while any source has started
@@ -70,7 +71,8 @@ _GATED = (
     EagerTranscriptionFrame,
 )
 
-DecisionKind = Literal["backchannel", "interruption", "noise"]
+DecisionKind = Literal["backchannel", "interruption", "noise", "discarded"]
+SpeechPolicy = Literal["keep", "discard"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,18 @@ class SoftAckDecision:
 
     Attributes:
         kind: ``"backchannel"`` (dropped, reported as ``UserBackchannelFrame``),
-            ``"interruption"`` (held frames released in order) or ``"noise"``
-            (voice activity with no words, dropped).
+            ``"interruption"`` (held frames released in order), ``"noise"`` (voice
+            activity with no words, dropped) or ``"discarded"`` (said during
+            uninterruptible speech with ``user_speech_during_uninterruptible=
+            "discard"``, dropped).
         text: What the user said so far (finals joined, then the latest interim).
         reason: Why the decision was taken now, e.g. ``"content or command word"``,
             ``"utterance ended"``, ``"transcript timeout"``, ``"max hold"``,
-            ``"bot stopped speaking"``, ``"next utterance"``, ``"pipeline ended"``.
+            ``"bot stopped speaking"``, ``"next utterance"``, ``"pipeline ended"``,
+            ``"bot grace period over"``.
+        deferred: Why the interruption had to wait before this decision
+            (``"uninterruptible speech"``, ``"bot grace period"``, ``"min_words"``,
+            ``"min_speech_secs"``), or None.
         held_secs: Seconds from the first held frame to the decision.
         after_speech_stop_secs: Seconds from the end of the user's speech to the
             decision, or None if the decision came while the user still spoke.
@@ -97,6 +105,7 @@ class SoftAckDecision:
     held_secs: float
     after_speech_stop_secs: float | None
     frames: int
+    deferred: str | None = None
 
 
 @dataclass
@@ -109,7 +118,10 @@ class _Utterance:
     interim: str = ""
     last_transcript: TranscriptionFrame | InterimTranscriptionFrame | None = None
     stopped_at: float | None = None
+    speech_started_at: float | None = None
     content_interims: int = 0  # consecutive interims with a content word
+    deferred: str | None = None  # why an interruption is waiting (see _gate)
+    recheck: tuple[str, bool] = ("", False)  # (reason, by_command) to look again with
 
     @property
     def text(self) -> str:
@@ -146,11 +158,21 @@ class SoftAckInterruptionFilter(FrameProcessor):
       normal user turn.
     - A new speech start after the speech stopped closes the held utterance: separate
       utterances are judged separately ("okay" ... "mhm" are two backchannels).
+    - Interruption controls, composed with the verdict: while the bot plays
+      uninterruptible speech (``uninterruptible=True``, or a ``TTSSpeakFrame`` whose
+      ``interruptible`` is False, e.g. from :func:`processors.say`), during the first
+      ``bot_grace_secs`` of a bot utterance, and while an utterance has fewer than
+      ``min_words`` words or ``min_speech_secs`` of speech (command keywords are
+      exempt from these two), an interruption is deferred: held until the condition
+      clears, then released. After uninterruptible speech, what the user said
+      becomes the next user turn (``user_speech_during_uninterruptible="keep"``) or
+      is dropped and reported (``"discard"``).
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
 
     Event handlers, each called with ``(filter, decision: SoftAckDecision)``:
-    ``on_backchannel``, ``on_interruption_released``, ``on_noise_dropped``.
+    ``on_backchannel``, ``on_interruption_released``, ``on_noise_dropped``,
+    ``on_speech_discarded``.
 
     Args:
         classifier: The decision core; by default a :class:`BackchannelClassifier`
@@ -168,6 +190,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
             before it releases (default 2; 1 releases on the first interim). Measured
             on pocketsphinx, whose interims pass through content words on the way to
             "oh really" or "i see" (tests/test_real_audio.py).
+        min_words: Words an interruption needs (default 0: off).
+        min_speech_secs: Seconds of speech an interruption needs (default 0: off).
+        bot_grace_secs: Seconds at the start of each bot utterance that nothing
+            interrupts (default 0: off).
+        uninterruptible: Make every bot utterance uninterruptible (default False).
+        user_speech_during_uninterruptible: ``"keep"`` (default): what the user says
+            during uninterruptible speech becomes the next user turn when it ends;
+            ``"discard"``: it is dropped and reported (``on_speech_discarded``).
         **kwargs: Passed to :class:`FrameProcessor`.
 
     Raises:
@@ -186,6 +216,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         transcript_timeout_secs: float | None = None,
         max_hold_secs: float | None = None,
         content_confirmations: int = 2,
+        min_words: int | None = None,
+        min_speech_secs: float | None = None,
+        bot_grace_secs: float | None = None,
+        uninterruptible: bool = False,
+        user_speech_during_uninterruptible: SpeechPolicy = "keep",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -207,10 +242,28 @@ class SoftAckInterruptionFilter(FrameProcessor):
             config_file=config_file,
             transcript_timeout_secs=transcript_timeout_secs,
             max_hold_secs=max_hold_secs,
+            min_words=min_words,
+            min_speech_secs=min_speech_secs,
+            bot_grace_secs=bot_grace_secs,
         )
+        if user_speech_during_uninterruptible not in ("keep", "discard"):
+            raise SoftAckConfigError(
+                "user_speech_during_uninterruptible= must be 'keep' or 'discard', got "
+                f"{user_speech_during_uninterruptible!r}"
+            )
         self._classifier = classifier or BackchannelClassifier(settings=settings)
         self._transcript_timeout = settings.transcript_timeout_secs
         self._max_hold = settings.max_hold_secs
+        self._min_words = settings.min_words
+        self._min_speech = settings.min_speech_secs
+        self._bot_grace = settings.bot_grace_secs
+        self._all_uninterruptible = uninterruptible
+        self._keep_uninterruptible_speech = user_speech_during_uninterruptible == "keep"
+        self._bot_started_at = 0.0
+        # An uninterruptible TTSSpeakFrame went by: the bot speech it starts (or the
+        # current one) is uninterruptible until the bot stops speaking.
+        self._uninterruptible_next = False
+        self._uninterruptible_now = False
 
         self._bot_speaking = False
         self._speech_sources: set[str] = set()
@@ -224,6 +277,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._register_event_handler("on_backchannel")
         self._register_event_handler("on_interruption_released")
         self._register_event_handler("on_noise_dropped")
+        self._register_event_handler("on_speech_discarded")
 
     @property
     def classifier(self) -> BackchannelClassifier:
@@ -261,16 +315,32 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 return
 
             if isinstance(frame, BotStartedSpeakingFrame):
+                if not self._bot_speaking:
+                    self._bot_started_at = time.monotonic()
                 self._bot_speaking = True
+                self._uninterruptible_now |= self._uninterruptible_next
+                self._uninterruptible_next = False
                 if self._passing and not self._speech_sources:
                     self._passing = False
+                if self._held and self._held.deferred == "bot grace period":
+                    await self._arm_timer()
             elif isinstance(frame, BotStoppedSpeakingFrame):
                 self._bot_speaking = False
+                uninterruptible = self._uninterruptible_now or self._all_uninterruptible
+                self._uninterruptible_now = False
                 if self._held:
-                    await self._release("bot stopped speaking")
+                    if uninterruptible and not self._keep_uninterruptible_speech:
+                        await self._drop("discarded", "uninterruptible speech ended")
+                    else:
+                        await self._release("bot stopped speaking")
+            elif isinstance(frame, TTSSpeakFrame) and not frame.interruptible:
+                if self._bot_speaking:
+                    self._uninterruptible_now = True
+                else:
+                    self._uninterruptible_next = True
             elif isinstance(frame, EndFrame):
                 if self._held:
-                    await self._decide_end("pipeline ended")
+                    await self._decide_end("pipeline ended", force=True)
                 await self._cancel_timer()
             elif isinstance(frame, CancelFrame):
                 if self._held:
@@ -302,8 +372,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _handle_gated(self, frame: Frame):
         new_utterance = self._starts_new_utterance(frame)
         if new_utterance and self._held is not None and self._held.stopped_at is not None:
-            # The previous utterance's speech had stopped: judge it on its own.
-            await self._decide_end("next utterance")
+            if self._held.deferred:
+                # A waiting interruption: what follows joins it, as one user turn.
+                self._held.stopped_at = None
+            else:
+                # The previous utterance's speech had stopped: judge it on its own.
+                await self._decide_end("next utterance")
         self._track_speech(frame)
 
         if self._held is None:
@@ -320,6 +394,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
         utterance = self._held
         utterance.frames.append(frame)
+        if new_utterance and utterance.speech_started_at is None:
+            utterance.speech_started_at = time.monotonic()
         if new_utterance and not created:
             # Speech confirmed after a transcript opened the hold (an STT's own
             # speech detector can be faster than the VAD): same utterance.
@@ -357,19 +433,63 @@ class SoftAckInterruptionFilter(FrameProcessor):
         elif isinstance(utterance.frames[-1], InterimTranscriptionFrame):
             utterance.content_interims = 0
         if verdict == Verdict.INTERRUPTION:
-            await self._release("content or command word")
+            await self._release_or_defer("content or command word", by_command)
         elif complete:
             await self._decide_end("utterance ended")
 
     # -- decisions --------------------------------------------------------------
 
-    async def _decide_end(self, reason: str):
-        """Decide a held utterance whose speech is over, on the text it has."""
-        verdict = self._classifier.classify(self._held.text)
-        if verdict == Verdict.INTERRUPTION:
+    async def _decide_end(self, reason: str, *, force: bool = False):
+        """Decide a held utterance whose speech is over, on the text it has.
+
+        ``force`` releases an interruption even if it would have to wait (the
+        pipeline is ending: held frames are released, never lost).
+        """
+        verdict, by_command = self._classifier.explain(self._held.text)
+        if verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
+        elif verdict == Verdict.INTERRUPTION:
+            await self._release_or_defer(reason, by_command)
         else:
             await self._drop("backchannel" if verdict == Verdict.BACKCHANNEL else "noise", reason)
+
+    def _gate(self, utterance: _Utterance, by_command: bool) -> tuple[str | None, float | None]:
+        """Whether an interruption may stop the bot now.
+
+        Returns:
+            ``(None, None)`` if it may; else ``(why, recheck_at)``: the reason it must
+            wait and the ``time.monotonic()`` at which to look again, or None to wait
+            for more words or for the bot to stop speaking.
+        """
+        now = time.monotonic()
+        if self._uninterruptible_now or self._all_uninterruptible:
+            return "uninterruptible speech", None
+        if self._bot_grace and now < self._bot_started_at + self._bot_grace:
+            return "bot grace period", self._bot_started_at + self._bot_grace
+        if by_command:
+            return None, None
+        if self._min_words:
+            words = [t for t in normalize(utterance.text) if t != "?"]
+            if len(words) < self._min_words:
+                return "min_words", None
+        if self._min_speech:
+            start = utterance.speech_started_at or utterance.started_at
+            if (utterance.stopped_at or now) - start < self._min_speech:
+                still_speaking = utterance.stopped_at is None
+                return "min_speech_secs", start + self._min_speech if still_speaking else None
+        return None, None
+
+    async def _release_or_defer(self, reason: str, by_command: bool):
+        utterance = self._held
+        why, recheck_at = self._gate(utterance, by_command)
+        if why is None:
+            await self._release(reason)
+            return
+        if utterance.deferred != why:
+            logger.debug(f"{self}: interruption [{utterance.text}] waits: {why}")
+        utterance.deferred = why
+        utterance.recheck = (reason, by_command)
+        await self._arm_timer(recheck_at)
 
     async def _release(self, reason: str):
         utterance = await self._take("interruption", reason)
@@ -401,6 +521,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             held_secs=now - utterance.started_at,
             after_speech_stop_secs=(now - utterance.stopped_at) if utterance.stopped_at else None,
             frames=len(utterance.frames),
+            deferred=utterance.deferred,
         )
         logger.debug(
             f"{self}: {kind} [{decision.text}] ({reason}; held {decision.held_secs:.3f}s, "
@@ -410,6 +531,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             "backchannel": "on_backchannel",
             "interruption": "on_interruption_released",
             "noise": "on_noise_dropped",
+            "discarded": "on_speech_discarded",
         }[kind]
         # Non-sync event handlers run in their own tasks: a slow one never delays frames.
         await self._call_event_handler(event, decision)
@@ -417,15 +539,27 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
     # -- timer ------------------------------------------------------------------
 
-    async def _arm_timer(self):
-        """(Re)start the one timer: max hold while speech goes on, else transcript timeout."""
+    async def _arm_timer(self, recheck_at: float | None = None):
+        """(Re)start the one timer of the held utterance.
+
+        A deferred interruption looks again at ``recheck_at`` (no timer if None: it
+        waits for words or for the bot to stop). Otherwise: max hold while speech
+        goes on, else the transcript timeout.
+        """
         await self._cancel_timer()
-        if self._speech_sources:
+        utterance = self._held
+        if utterance.deferred:
+            if utterance.deferred == "bot grace period":
+                recheck_at = self._bot_started_at + self._bot_grace
+            if recheck_at is None:
+                return
+            delay, on_fire = max(0.0, recheck_at - time.monotonic()), self._on_recheck
+        elif self._speech_sources:
             delay, on_fire = self._max_hold, self._on_max_hold
         else:
             delay, on_fire = self._transcript_timeout, self._on_transcript_timeout
         self._timer = self.create_task(
-            self._run_timer(delay, on_fire, self._held), f"{self}::decision_timer"
+            self._run_timer(delay, on_fire, utterance), f"{self}::decision_timer"
         )
 
     async def _run_timer(self, delay: float, on_fire, utterance: _Utterance):
@@ -437,7 +571,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 await on_fire()
 
     async def _on_max_hold(self):
-        await self._release("max hold")
+        await self._release_or_defer("max hold", False)
+
+    async def _on_recheck(self):
+        reason, by_command = self._held.recheck
+        await self._release_or_defer(reason, by_command)
 
     async def _on_transcript_timeout(self):
         await self._decide_end("transcript timeout")
