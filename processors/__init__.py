@@ -11,6 +11,9 @@ _PIPECAT_EXPORTS = {
     "SoftAckInterruptionFilter": "processors.softack_filter",
     "SoftAckDecision": "processors.softack_filter",
     "SoftAckUserTurnStartStrategy": "processors.turn_start",
+    "HeardSpeechTracker": "processors.heard",
+    "ResumeProcessor": "processors.heard",
+    "BotInterruption": "processors.heard",
     "say": "processors.speech",
     "speech_frame": "processors.speech",
 }
