@@ -15,16 +15,21 @@ DEFAULT_CUT_IN_PHRASE = "Sorry, can I pause you there?"
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
-def count_sentences(finals: list[str], interim: str = "") -> int:
-    """Sentences in a live transcript: terminal punctuation, a final transcript without
-    any counting as one (pocketsphinx does not punctuate), and an unfinished interim
-    tail as one more."""
-    count = sum(max(1, len(_SENTENCE_END.findall(t))) for t in finals if t.strip())
-    if interim.strip():
-        count += len(_SENTENCE_END.findall(interim))
-        if not _SENTENCE_END.search(interim.strip()[-1:] or "."):
-            count += 1  # the sentence being spoken
-    return count
+def count_sentences(finals: list[str], interim: str = "", *, words_per_sentence: int = 15) -> int:
+    """Sentences in a live transcript (final transcripts, then the current interim).
+
+    Punctuated text (Deepgram, Whisper) counts its sentence ends, plus one for an
+    unfinished tail. Text without any punctuation (pocketsphinx) counts one sentence
+    per ``words_per_sentence`` words begun (default 15, about the mean length of a
+    spoken English sentence), so a long unpunctuated monologue still counts.
+    """
+    text = " ".join([*finals, interim]).strip()
+    if not text:
+        return 0
+    ends = len(_SENTENCE_END.findall(text))
+    if ends == 0:
+        return -(-len(text.split()) // words_per_sentence)  # ceil
+    return ends + (0 if _SENTENCE_END.search(text[-1:]) else 1)
 
 
 class LongTurnCutInStrategy(BaseUserTurnStopStrategy):

@@ -21,7 +21,8 @@ from tests.frames import final, interim, paced
         ([], "", 0),
         (["I went to the shop."], "", 1),
         (["I went to the shop. It was closed!"], "so I", 3),
-        (["i went to the shop", "it was closed"], "", 2),  # no punctuation: a final is one
+        (["i went to the shop", "it was closed"], "", 1),  # no punctuation: 15 words a sentence
+        ([" ".join(["word"] * 31)], "", 3),
         ([], "first. second? third", 3),
     ],
 )
