@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None):
         asyncio.run(run_local(_CHOICE))
         return
 
-    from pipecat.runner.run import main as runner_main
+    from pipecat.runner.run import app, main as runner_main
+
+    from bot.web_client import mount_web_client
+
+    mount_web_client(app)  # our offline page at /client, when built (client/)
 
     parser = add_bot_arguments(
         argparse.ArgumentParser(

@@ -6,11 +6,15 @@ cd "$(dirname "$0")"
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-# portaudio19-dev: PyAudio for --transport local.
+# portaudio19-dev: PyAudio for --transport local. chromium, iproute2: the browser
+# test (tests/e2e). npm: builds the browser client.
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq portaudio19-dev >/dev/null
+$SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 >/dev/null
+command -v npm >/dev/null || $SUDO apt-get install -y -qq npm >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[test,offline]"
+# The browser client served at /client (client/dist), from the committed lockfile.
+(cd client && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 echo "Set up. Run the bot: .venv/bin/python run.py    Run the tests: .venv/bin/python -m pytest"

@@ -25,6 +25,7 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from bot.decision_panel import attach_decision_panel
 from bot.services import ServiceChoice, create_llm, create_stt, create_tts
 from processors import SoftAckInterruptionFilter
 
@@ -112,7 +113,8 @@ async def run_bot(
             leaves. False (local audio): the bot greets at once.
         handle_sigint: Let the runner stop on Ctrl-C (when not under Pipecat's runner).
     """
-    pipeline, _, _ = build_pipeline(transport, choice)
+    pipeline, _, softack = build_pipeline(transport, choice)
+    attach_decision_panel(softack)  # the filter's decisions to RTVI clients
     worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
 
     async def greet():
