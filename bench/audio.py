@@ -1,0 +1,808 @@
+"""End-to-end audio barge-in benchmark: four interruption strategies on the same audio.
+
+    python -m bench audio [--json] [--plot FILE.png] [--limit N] [--seed S] [--verbose]
+
+Scenarios (bench/audio_scenarios.py): the bot starts a long Piper answer and,
+while it talks, a user sound reaches the microphone at a set offset:
+backchannels, interruptions, mixed ("okay hold on", "yeah but what about the
+price"), noise (cough, breath, keyboard, hum, varied in numpy) and echo (the
+bot's own answer leaking into the microphone), over several voices, speeds and
+noise-bed SNRs, drawn from a fixed seed (printed with the mix).
+
+Per scenario one real-time run (bench/audio_timeline.py's file-fed microphone)::
+
+    mic -> VADProcessor(Silero, start_secs as bot/pipeline.py) -> PocketSphinx STT -> tee
+      tee => branch "ours-filter":     SoftAckInterruptionFilter -> user aggregator (default start) -> speaker
+          => branch "ours-strategy":   user aggregator (SoftAckUserTurnStartStrategy)             -> speaker
+          => branch "pipecat-default": user aggregator (VAD + Transcription start strategies)     -> speaker
+          => branch "min-words-3":     user aggregator (MinWordsUserTurnStartStrategy(3))          -> speaker
+
+VAD and STT run once; the tee copies their frames (VAD start/stop, user
+speaking, interim and final transcripts) into four *separate* pipeline workers,
+one per strategy. Each branch has its own bot state: its speaker plays the
+scripted answer in real time (40 ms chunks, like Pipecat's output transport),
+broadcasts ``BotStartedSpeakingFrame``/``BotStoppedSpeakingFrame`` into its own
+branch only, and stops on the ``InterruptionFrame`` its own user aggregator
+broadcasts. (Pipecat's ``ParallelPipeline`` is not used: the aggregator's
+interruption is broadcast upstream too, and out of a ParallelPipeline branch it
+would reach the shared STT and VAD, whose queues an interruption resets.) No LLM:
+a user turn ends with Pipecat's ``SpeechTimeoutUserTurnStopStrategy`` in every
+branch (Smart Turn four times over would not fit on 2 cores) and the context
+frame it pushes is dropped at the branch's end.
+
+Metrics per strategy:
+
+* false-interrupt rate: backchannel/noise/echo scenarios where the bot's audio
+  was stopped by an interruption, overall and by kind;
+* missed-interrupt rate: interruption/mixed scenarios where the bot's audio was
+  not stopped within 3 s of the user's speech onset (clips.tsv speech_start +
+  injection time);
+* time to interrupt: speech onset to the branch's ``InterruptionFrame``, and to
+  the bot's audio stopping (end of the chunk being played), median and p95, over
+  the interruption/mixed scenarios it stopped after the onset.
+
+``--json`` prints one JSON object on stdout and nothing else (progress goes to
+stderr). ``--plot`` needs matplotlib (not a dependency of this project).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.audio_scenarios import (
+    BOT_START,
+    DEFAULT_SEED,
+    KEEP_KINDS,
+    KINDS,
+    MISS_WINDOW,
+    STOP_KINDS,
+    Scenario,
+    bot_answers,
+    build_mic,
+    make_scenarios,
+    mix_summary,
+)
+
+STRATEGIES = {
+    "ours-filter": "SoftAckInterruptionFilter before a user aggregator with default start strategies",
+    "ours-strategy": "SoftAckUserTurnStartStrategy in the user aggregator",
+    "pipecat-default": "VADUserTurnStartStrategy + TranscriptionUserTurnStartStrategy",
+    "min-words-3": "MinWordsUserTurnStartStrategy(min_words=3)",
+}
+OURS = ("ours-filter", "ours-strategy")
+BASELINE = "pipecat-default"
+SPEAKER_CHUNK_SECS = 0.04  # Pipecat's output transport writes 4 x 10 ms chunks
+LINGER_SECS = 0.3  # after every speaker is done
+PLOT_DEPENDENCY = "matplotlib"
+
+
+# --------------------------------------------------------------------------- #
+# Pipeline pieces (Pipecat imports are deferred to keep `--help` fast)
+# --------------------------------------------------------------------------- #
+
+
+def _pipecat():
+    """Import the Pipecat pieces once; returns a namespace of classes."""
+    from types import SimpleNamespace
+
+    from pipecat.frames.frames import (
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        CancelFrame,
+        EndFrame,
+        InterimTranscriptionFrame,
+        InterruptionFrame,
+        SpeechControlParamsFrame,
+        StartFrame,
+        TranscriptionFrame,
+        UserSpeakingFrame,
+        VADUserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+    )
+    from pipecat.frames.frames import STTMetadataFrame  # noqa: F401 - checked below
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "SimpleNamespace"})
+
+
+def _build_classes():
+    pc = _pipecat()
+    from bench.audio_timeline import Timeline
+
+    forward = (
+        pc.VADUserStartedSpeakingFrame,
+        pc.VADUserStoppedSpeakingFrame,
+        pc.UserSpeakingFrame,
+        pc.InterimTranscriptionFrame,
+        pc.TranscriptionFrame,
+        pc.SpeechControlParamsFrame,
+        pc.STTMetadataFrame,
+    )
+
+    class SyncTimeline(Timeline):
+        """A Timeline whose start (the microphone's first sample) can be awaited."""
+
+        def __init__(self):
+            super().__init__()
+            self.started = asyncio.Event()
+
+        def start(self):
+            super().start()
+            self.started.set()
+
+    class TaggedTimeline:
+        """Adds ``branch=<name>`` to every event recorded through it."""
+
+        def __init__(self, timeline, branch: str):
+            self.timeline = timeline
+            self.branch = branch
+
+        def add(self, kind, t=None, **data):
+            return self.timeline.add(kind, t, branch=self.branch, **data)
+
+        def now(self):
+            return self.timeline.now()
+
+    class Tee(pc.FrameProcessor):
+        """Copies the VAD/STT frames going downstream into the branch workers."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.targets = []
+
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if direction == pc.FrameDirection.DOWNSTREAM and isinstance(frame, forward):
+                for worker in self.targets:
+                    await worker.queue_frame(copy.copy(frame))
+            await self.push_frame(frame, direction)
+
+    class BotSpeaker(pc.FrameProcessor):
+        """Plays a scripted bot answer in real time, like an output transport.
+
+        From ``start_at`` (timeline seconds) it plays ``secs`` of audio in 40 ms
+        chunks, broadcasting ``BotStartedSpeakingFrame`` at the first and
+        ``BotStoppedSpeakingFrame`` at the end. On ``InterruptionFrame`` it stops
+        after the chunk being played (recorded as the audio stop) and broadcasts
+        ``BotStoppedSpeakingFrame`` at once.
+        """
+
+        def __init__(self, timeline, branch: str, start_at: float, secs: float, **kwargs):
+            super().__init__(**kwargs)
+            self.tl = timeline
+            self.branch = branch
+            self.start_at = start_at
+            self.secs = secs
+            self.playing = False
+            self.done = asyncio.Event()
+            self._played_until = 0.0
+            self._task = None
+
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, pc.StartFrame):
+                await self.push_frame(frame, direction)
+                self._task = self.create_task(self._play(), f"{self}::play")
+                return
+            if isinstance(frame, pc.InterruptionFrame):
+                await self._interrupt()
+            elif isinstance(frame, (pc.EndFrame, pc.CancelFrame)) and self._task:
+                task, self._task = self._task, None
+                await self.cancel_task(task)
+            await self.push_frame(frame, direction)
+
+        async def _play(self):
+            tl = self.tl
+            await tl.started.wait()
+            await asyncio.sleep(max(0.0, self.start_at - tl.now()))
+            self.playing = True
+            tl.add("speaker_start", branch=self.branch)
+            await self.broadcast_frame(pc.BotStartedSpeakingFrame)
+            n = int(round(self.secs / SPEAKER_CHUNK_SECS))
+            for i in range(n):
+                t = self.start_at + i * SPEAKER_CHUNK_SECS
+                await asyncio.sleep(max(0.0, t - tl.now()))
+                if not self.playing:
+                    return
+                self._played_until = t + SPEAKER_CHUNK_SECS
+            await asyncio.sleep(max(0.0, self._played_until - tl.now()))
+            if self.playing:
+                self.playing = False
+                tl.add("speaker_end", branch=self.branch, audio_stop=self._played_until)
+                await self.broadcast_frame(pc.BotStoppedSpeakingFrame)
+                self.done.set()
+
+        async def _interrupt(self):
+            if not self.playing:
+                return
+            self.playing = False
+            now = self.tl.now()
+            self.tl.add("speaker_interrupted", branch=self.branch,
+                        audio_stop=round(max(now, self._played_until), 4))  # fmt: skip
+            self.done.set()
+            await self.broadcast_frame(pc.BotStoppedSpeakingFrame)
+
+    return SyncTimeline, TaggedTimeline, Tee, BotSpeaker
+
+
+# --------------------------------------------------------------------------- #
+# One scenario
+# --------------------------------------------------------------------------- #
+
+
+def _user_aggregator(start_strategies):
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.processors.aggregators.llm_response_universal import (
+        LLMContextAggregatorPair,
+        LLMUserAggregatorParams,
+    )
+    from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+    from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+    strategies = UserTurnStrategies(start=start_strategies, stop=[SpeechTimeoutUserTurnStopStrategy()])
+    user, _assistant = LLMContextAggregatorPair(
+        LLMContext(), user_params=LLMUserAggregatorParams(user_turn_strategies=strategies)
+    )
+    return user
+
+
+def _branch_processors(name: str, watch_filter):
+    from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
+    from pipecat.turns.user_turn_strategies import default_user_turn_start_strategies
+
+    from processors import SoftAckInterruptionFilter, SoftAckUserTurnStartStrategy
+
+    if name == "ours-filter":
+        softack = SoftAckInterruptionFilter()
+        watch_filter(softack)
+        return [softack, _user_aggregator(default_user_turn_start_strategies())]
+    if name == "ours-strategy":
+        return [_user_aggregator([SoftAckUserTurnStartStrategy()])]
+    if name == "pipecat-default":
+        return [_user_aggregator(default_user_turn_start_strategies())]
+    if name == "min-words-3":
+        return [_user_aggregator([MinWordsUserTurnStartStrategy(min_words=3)])]
+    raise ValueError(name)
+
+
+def _primed_stt():
+    """The bot's PocketSphinx STT, in the steady state of a conversation.
+
+    The user has spoken before the bot's answer, so the service has seen the
+    pipeline's VAD. Without any VAD event yet, ``PocketsphinxStream`` takes the
+    pipeline for VAD-less and emits finals of utterances its own onset detector
+    opened on background noise (reported as a bug). One VAD start/stop pair goes
+    to the decoder at start, before any audio; its empty final is not pushed.
+    """
+    from bot.pocketsphinx_stt import PocketsphinxSTTService
+
+    class PrimedPocketsphinxSTTService(PocketsphinxSTTService):
+        async def start(self, frame):
+            await super().start(frame)
+            self._send("vad_start")
+            self._send("vad_stop")
+
+    return PrimedPocketsphinxSTTService()
+
+
+@dataclass
+class _Classes:
+    SyncTimeline: type
+    TaggedTimeline: type
+    Tee: type
+    BotSpeaker: type
+
+
+async def run_scenario(scn: Scenario, mic_pcm: bytes, classes: _Classes, strategies=tuple(STRATEGIES)):
+    """Run one scenario in real time; return its timeline."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+    from pipecat.processors.audio.vad_processor import VADProcessor
+    from pipecat.workers.runner import WorkerRunner
+
+    from bench.audio_timeline import SAMPLE_RATE, Clip, Cue, FileMicInputTransport, TimelineObserver
+    from bot.pipeline import VAD_START_SECS
+    tl = classes.SyncTimeline()
+    common = dict(
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE),
+        cancel_on_idle_timeout=False,
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        check_dangling_tasks=False,
+    )
+    speakers = {}
+    branch_workers = []
+    for name in strategies:
+        observer = TimelineObserver(classes.TaggedTimeline(tl, name))
+        speaker = classes.BotSpeaker(tl, name, BOT_START, scn.bot_end - BOT_START, name=f"speaker-{name}")
+        speakers[name] = speaker
+        pipeline = Pipeline([*_branch_processors(name, observer.watch_filter), speaker])
+        branch_workers.append(PipelineWorker(pipeline, name=f"branch-{name}", observers=[observer], **common))
+
+    gate = asyncio.Event()
+
+    class GatedMic(FileMicInputTransport):
+        """Starts the timeline only once every pipeline is up (model loads block the loop)."""
+
+        async def _mic(self):
+            await gate.wait()
+            await super()._mic()
+
+    mic = GatedMic(tl, [Cue(Clip(scn.name, mic_pcm), at=0.0)], name="file-mic")
+    tee = classes.Tee(name="tee")
+    tee.targets = branch_workers
+    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS)))
+    front = PipelineWorker(
+        Pipeline([mic, vad, _primed_stt(), tee]),
+        name="front",
+        observers=[TimelineObserver(tl)],
+        **common,
+    )
+
+    started = {w.name: asyncio.Event() for w in [*branch_workers, front]}
+    for w in [*branch_workers, front]:
+
+        @w.event_handler("on_pipeline_started")
+        async def _on_started(worker, _frame):
+            started[worker.name].set()
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(*branch_workers)
+    run_task = asyncio.create_task(runner.run())
+    try:
+        # Branches first: frames the tee queues must reach a started pipeline.
+        await asyncio.wait_for(asyncio.gather(*(started[w.name].wait() for w in branch_workers)), 30)
+        await runner.add_workers(front)
+        await asyncio.wait_for(started[front.name].wait(), 30)
+        await asyncio.sleep(0.2)  # let the STT's decoder thread settle
+        gate.set()
+        await asyncio.wait_for(tl.started.wait(), 30)
+        hard_end = scn.bot_end + 3.0
+        while True:
+            await asyncio.sleep(0.05)
+            now = tl.now()
+            if all(s.done.is_set() for s in speakers.values()):
+                last = max((e.t for e in tl.events if e.kind in ("speaker_end", "speaker_interrupted")), default=0)
+                if now >= max(last, scn.speech_end) + LINGER_SECS:
+                    break
+            if now >= hard_end:
+                tl.add("max_secs_reached")
+                break
+    finally:
+        await runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(run_task, 20)
+    return tl
+
+
+def outcome(scn: Scenario, tl, strategies=tuple(STRATEGIES)) -> dict:
+    """Per-strategy outcome of one scenario, read from its timeline."""
+    out = {}
+    for name in strategies:
+        start = tl.find("speaker_start", branch=name)
+        intr_ev = tl.find("speaker_interrupted", branch=name)
+        frame_ev = tl.find("interruption", branch=name, since=start.t if start else 0.0)
+        stopped = intr_ev is not None
+        audio_stop = intr_ev.data["audio_stop"] if stopped else None
+        r = {
+            "bot_start": round(start.t, 3) if start else None,
+            "stopped": stopped,
+            "interruption_frame": round(frame_ev.t, 3) if frame_ev else None,
+            "audio_stop": round(audio_stop, 3) if stopped else None,
+        }
+        if scn.should_stop:
+            before = stopped and audio_stop < scn.speech_onset
+            r["stopped_before_onset"] = before
+            r["missed"] = not stopped or audio_stop > scn.speech_onset + MISS_WINDOW
+            if stopped and not before and not r["missed"]:
+                t_frame = frame_ev.t if frame_ev is not None and frame_ev.t <= audio_stop + 0.05 else None
+                r["onset_to_interruption_ms"] = round((t_frame - scn.speech_onset) * 1000) if t_frame else None
+                r["onset_to_audio_stop_ms"] = round((audio_stop - scn.speech_onset) * 1000)
+        else:
+            r["false_interrupt"] = stopped
+        if name == "ours-filter":
+            r["filter_decisions"] = [
+                [e.kind.removeprefix("filter_"), e.data.get("text", ""), round(e.t, 3)]
+                for e in tl.events
+                if e.kind.startswith("filter_") and e.data.get("branch") == name
+            ]
+        out[name] = r
+    return out
+
+
+def front_events(tl) -> dict:
+    """What the shared VAD and STT produced (untagged events)."""
+    vad, open_at = [], None
+    for e in tl.events:
+        if e.data.get("branch") is not None:
+            continue
+        if e.kind == "vad_start":
+            open_at = e.t
+        elif e.kind == "vad_stop" and open_at is not None:
+            vad.append([round(open_at, 3), round(e.t, 3)])
+            open_at = None
+    if open_at is not None:
+        vad.append([round(open_at, 3), None])
+    first = next((e for e in tl.events if e.kind == "interim" and e.data.get("branch") is None), None)
+    finals = [e.data["text"] for e in tl.events if e.kind == "transcript" and e.data.get("branch") is None]
+    return {
+        "vad": vad,
+        "first_interim": [round(first.t, 3), first.data["text"]] if first else None,
+        "finals": [f for f in finals if f],
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Aggregation
+# --------------------------------------------------------------------------- #
+
+
+def _rate(n: int, d: int) -> float | None:
+    return n / d if d else None
+
+
+def _dist(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "median_ms": None, "p95_ms": None}
+    return {
+        "n": len(values),
+        "median_ms": round(float(statistics.median(values))),
+        "p95_ms": round(float(np.percentile(values, 95))),
+    }
+
+
+def aggregate(results: list[dict], strategies=tuple(STRATEGIES)) -> dict:
+    """Per-strategy metrics over scenario results (``{"kind": ..., "outcomes": {...}}``)."""
+    metrics = {}
+    for name in strategies:
+        keep = [r for r in results if r["kind"] in KEEP_KINDS]
+        stop = [r for r in results if r["kind"] in STOP_KINDS]
+        fi_by_kind = {}
+        for kind in KEEP_KINDS:
+            rs = [r for r in keep if r["kind"] == kind]
+            n_fi = sum(r["outcomes"][name]["false_interrupt"] for r in rs)
+            fi_by_kind[kind] = {"n": len(rs), "n_false_interrupt": n_fi, "rate": _rate(n_fi, len(rs))}
+        miss_by_kind = {}
+        for kind in STOP_KINDS:
+            rs = [r for r in stop if r["kind"] == kind]
+            n_m = sum(r["outcomes"][name]["missed"] for r in rs)
+            lat = [r["outcomes"][name].get("onset_to_audio_stop_ms") for r in rs]
+            miss_by_kind[kind] = {
+                "n": len(rs),
+                "n_missed": n_m,
+                "rate": _rate(n_m, len(rs)),
+                "onset_to_audio_stop": _dist([x for x in lat if x is not None]),
+            }
+        fi_by_snr = {}
+        for r in keep:
+            key = "clean" if r["snr_db"] is None else f"{r['snr_db']:g}"
+            d = fi_by_snr.setdefault(key, {"n": 0, "n_false_interrupt": 0})
+            d["n"] += 1
+            d["n_false_interrupt"] += r["outcomes"][name]["false_interrupt"]
+        for d in fi_by_snr.values():
+            d["rate"] = _rate(d["n_false_interrupt"], d["n"])
+        n_fi = sum(v["n_false_interrupt"] for v in fi_by_kind.values())
+        n_miss = sum(v["n_missed"] for v in miss_by_kind.values())
+        to_frame = [r["outcomes"][name].get("onset_to_interruption_ms") for r in stop]
+        to_stop = [r["outcomes"][name].get("onset_to_audio_stop_ms") for r in stop]
+        metrics[name] = {
+            "description": STRATEGIES[name],
+            "n_scenarios": len(results),
+            "n_keep": len(keep),
+            "n_false_interrupt": n_fi,
+            "false_interrupt_rate": _rate(n_fi, len(keep)),
+            "false_interrupt_by_kind": fi_by_kind,
+            "false_interrupt_by_snr_db": dict(sorted(fi_by_snr.items())),
+            "n_stop": len(stop),
+            "n_missed": n_miss,
+            "missed_interrupt_rate": _rate(n_miss, len(stop)),
+            "missed_by_kind": miss_by_kind,
+            "n_stopped_before_onset": sum(r["outcomes"][name]["stopped_before_onset"] for r in stop),
+            "onset_to_interruption_frame": _dist([x for x in to_frame if x is not None]),
+            "onset_to_audio_stop": _dist([x for x in to_stop if x is not None]),
+        }
+    return metrics
+
+
+def check_targets(metrics: dict) -> dict:
+    """The project's targets, measured: None when a term cannot be computed."""
+    out = {}
+    base = metrics.get(BASELINE)
+    for name in OURS:
+        m = metrics.get(name)
+        if m is None or base is None:
+            continue
+        fi, bfi = m["false_interrupt_rate"], base["false_interrupt_rate"]
+        med, bmed = m["onset_to_interruption_frame"]["median_ms"], base["onset_to_interruption_frame"]["median_ms"]
+        out[name] = {
+            "false_interrupt_at_most_tenth_of_default": {
+                "value": fi, "limit": None if bfi is None else bfi / 10,
+                "met": None if fi is None or bfi is None else fi <= bfi / 10,
+            },
+            "missed_interrupt_at_most_2pct": {
+                "value": m["missed_interrupt_rate"], "limit": 0.02,
+                "met": None if m["missed_interrupt_rate"] is None else m["missed_interrupt_rate"] <= 0.02,
+            },
+            "median_time_to_interrupt_at_most_default_plus_300ms": {
+                "value_ms": med, "limit_ms": None if bmed is None else bmed + 300,
+                "met": None if med is None or bmed is None else med <= bmed + 300,
+            },
+        }  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Output
+# --------------------------------------------------------------------------- #
+
+
+def _pct(r: float | None) -> str:
+    return "-" if r is None else f"{100 * r:.1f}%"
+
+
+def _ms(d: dict) -> str:
+    if not d["n"]:
+        return "-"
+    return f"{d['median_ms']}/{d['p95_ms']}"
+
+
+def format_report(report: dict) -> str:
+    mix = report["mix"]
+    lines = [
+        f"seed {report['seed']}: {mix['n']} scenarios; "
+        + ", ".join(f"{k} {mix['by_kind'].get(k, 0)}" for k in KINDS),
+        "  voices: " + ", ".join(f"{k} {v}" for k, v in mix["by_voice"].items()),
+        "  speeds: " + ", ".join(f"{k} {v}" for k, v in mix["by_speed"].items()),
+        "  noise bed SNR dB: " + ", ".join(f"{k} {v}" for k, v in mix["by_snr_db"].items()),
+        "",
+        f"{'strategy':<16} {'false-int':>14} {'backchannel':>12} {'noise':>10} {'echo':>10} "
+        f"{'missed':>12} {'onset->InterruptionFrame':>24} {'onset->audio stop':>18}",
+        f"{'':<16} {'':>14} {'':>12} {'':>10} {'':>10} {'':>12} {'median/p95 ms (n)':>24} {'median/p95 ms':>18}",
+    ]
+    for name, m in report["strategies"].items():
+        by = m["false_interrupt_by_kind"]
+        cell = lambda d: f"{d['n_false_interrupt']}/{d['n']}"  # noqa: E731
+        fr = m["onset_to_interruption_frame"]
+        lines.append(
+            f"{name:<16} {_pct(m['false_interrupt_rate']):>6} {m['n_false_interrupt']:>3}/{m['n_keep']:<3} "
+            f"{cell(by['backchannel']):>12} {cell(by['noise']):>10} {cell(by['echo']):>10} "
+            f"{_pct(m['missed_interrupt_rate']):>6} {m['n_missed']:>2}/{m['n_stop']:<3}"
+            f"{_ms(fr) + f' ({fr[chr(110)]})':>24} {_ms(m['onset_to_audio_stop']):>18}"
+        )
+    lines.append("")
+    lines.append("false interrupts by noise-bed SNR (dB):")
+    for name, m in report["strategies"].items():
+        parts = [f"{k} {v['n_false_interrupt']}/{v['n']}" for k, v in m["false_interrupt_by_snr_db"].items()]
+        lines.append(f"  {name:<16} " + ", ".join(parts))
+    lines.append("missed by kind / stopped before the speech onset:")
+    for name, m in report["strategies"].items():
+        parts = [f"{k} {v['n_missed']}/{v['n']}" for k, v in m["missed_by_kind"].items()]
+        lines.append(f"  {name:<16} " + ", ".join(parts) + f"; before onset {m['n_stopped_before_onset']}")
+    lines.append("")
+    lines.append("targets (ours vs pipecat-default):")
+    for name, t in report["targets"].items():
+        a = t["false_interrupt_at_most_tenth_of_default"]
+        b = t["missed_interrupt_at_most_2pct"]
+        c = t["median_time_to_interrupt_at_most_default_plus_300ms"]
+        yn = lambda x: "n/a" if x is None else ("MET" if x else "NOT MET")  # noqa: E731
+        lines.append(
+            f"  {name:<16} false-int {_pct(a['value'])} <= {_pct(a['limit'])}: {yn(a['met'])}; "
+            f"missed {_pct(b['value'])} <= 2%: {yn(b['met'])}; "
+            f"median {c['value_ms']} ms <= {c['limit_ms']} ms: {yn(c['met'])}"
+        )
+    lines.append(f"wall time {report['wall_secs']:.0f} s")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str, n_timelines: int = 4) -> None:
+    """Timelines of a few scenarios and a bar chart of the rates (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = report["scenarios"]
+    names = list(report["strategies"])
+
+    # Prefer scenarios where the strategies disagree, one per kind.
+    def disagreement(s):
+        return len({o["stopped"] for o in s["outcomes"].values()}) > 1
+
+    chosen = []
+    for kind in ("backchannel", "interruption", "mixed", "echo", "noise"):
+        pool = [s for s in scenarios if s["kind"] == kind]
+        pool.sort(key=lambda s: (not disagreement(s), s["index"]))
+        if pool:
+            chosen.append(pool[0])
+    chosen = chosen[:n_timelines]
+
+    fig = plt.figure(figsize=(12, 2.3 * len(chosen) + 4))
+    gs = fig.add_gridspec(len(chosen) + 1, 1, height_ratios=[1.0] * len(chosen) + [1.6])
+    colors = dict(zip(names, ["tab:green", "tab:olive", "tab:red", "tab:purple"]))
+    for i, s in enumerate(chosen):
+        ax = fig.add_subplot(gs[i])
+        rows = ["user", "VAD", *names]
+        y = {r: len(rows) - 1 - k for k, r in enumerate(rows)}
+        ax.broken_barh([(s["speech_onset"], s["speech_end"] - s["speech_onset"])], (y["user"] - 0.35, 0.7), color="tab:blue")
+        end = max(s["bot_end"], max((o["audio_stop"] or 0) for o in s["outcomes"].values())) + 0.3
+        for a, b in s["front"]["vad"]:
+            ax.broken_barh([(a, (b if b is not None else end) - a)], (y["VAD"] - 0.35, 0.7), color="tab:gray")
+        for name in names:
+            o = s["outcomes"][name]
+            start = o["bot_start"] or BOT_START
+            stop = o["audio_stop"] if o["stopped"] else s["bot_end"]
+            ax.broken_barh([(start, stop - start)], (y[name] - 0.35, 0.7), color=colors[name], alpha=0.8)
+            if o["interruption_frame"] is not None:
+                ax.plot([o["interruption_frame"]], [y[name]], marker="x", color="black")
+        ax.axvline(s["speech_onset"], color="tab:blue", ls=":", lw=1)
+        ax.set_yticks([y[r] for r in rows], rows, fontsize=8)
+        ax.set_xlim(0, end)
+        label = s["text"] or s["name"]
+        ax.set_title(f"#{s['index']} {s['kind']}: {label!r} ({s['voice']}, SNR {s['snr_db'] or 'clean'}) "
+                     f"heard: {' / '.join(s['front']['finals']) or '-'}", fontsize=9)  # fmt: skip
+    ax.set_xlabel("seconds (bars: bot audio per strategy; x: InterruptionFrame)")
+
+    ax = fig.add_subplot(gs[-1])
+    groups = [*(f"false-int\n{k}" for k in KEEP_KINDS), "false-int\nall", "missed\nall"]
+    width = 0.8 / max(1, len(names))
+    for j, name in enumerate(names):
+        m = report["strategies"][name]
+        vals = [m["false_interrupt_by_kind"][k]["rate"] or 0 for k in KEEP_KINDS]
+        vals += [m["false_interrupt_rate"] or 0, m["missed_interrupt_rate"] or 0]
+        xs = [g + (j - (len(names) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [100 * v for v in vals], width, label=name, color=colors[name])
+    ax.set_xticks(range(len(groups)), groups, fontsize=8)
+    ax.set_ylabel("%")
+    ax.legend(fontsize=8)
+    ax.set_title(f"rates over {report['mix']['n']} scenarios (seed {report['seed']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+
+
+def select(scenarios: list[Scenario], limit: int | None) -> list[Scenario]:
+    """The first ``limit`` scenarios taken round-robin over the kinds (all if None)."""
+    if limit is None or limit >= len(scenarios):
+        return scenarios
+    by_kind = {k: [s for s in scenarios if s.kind == k] for k in KINDS}
+    picked: list[Scenario] = []
+    rank = 0
+    while len(picked) < limit:
+        for k in KINDS:
+            if rank < len(by_kind[k]) and len(picked) < limit:
+                picked.append(by_kind[k][rank])
+        rank += 1
+    return sorted(picked, key=lambda s: s.index)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to stdout (Python and C level) to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield os.fdopen(os.dup(saved), "w")
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench audio",
+        description="Real-time audio barge-in benchmark: four interruption strategies on the same "
+        "scripted scenarios (Silero VAD + PocketSphinx, Piper bot answers).",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    p.add_argument("--plot", metavar="FILE.png", help=f"save timelines and a rate chart (needs {PLOT_DEPENDENCY})")
+    p.add_argument("--limit", type=int, metavar="N", help="run only N scenarios (round-robin over the kinds)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"scenario seed (default {DEFAULT_SEED})")
+    p.add_argument("--verbose", action="store_true", help="keep Pipecat's debug log (stderr)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        print("error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print(
+                f"error: --plot needs the '{PLOT_DEPENDENCY}' package, which is not installed "
+                f"(pip install {PLOT_DEPENDENCY})",
+                file=sys.stderr,
+            )
+            return 2
+    with stdout_to_stderr() as real_stdout:
+        report = _run(args)
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plot saved to {args.plot}", file=sys.stderr)
+    if args.json:
+        real_stdout.write(json.dumps(report) + "\n")
+        real_stdout.flush()
+    else:
+        real_stdout.write(format_report(report) + "\n")
+        real_stdout.flush()
+    real_stdout.close()
+    return 0
+
+
+def _log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _run(args) -> dict:
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if args.verbose else "ERROR")
+
+    t_start = time.monotonic()
+    scenarios = select(make_scenarios(args.seed), args.limit)
+    mix = mix_summary(scenarios)
+    _log(f"bench audio: seed {args.seed}, {mix['n']} scenarios")
+    _log(f"  mix: {json.dumps({k: v for k, v in mix.items() if k != 'n'})}")
+    answers = bot_answers(log=_log)
+    classes = _Classes(*_build_classes())
+
+    results = []
+    for i, scn in enumerate(scenarios, 1):
+        t0 = time.monotonic()
+        mic = build_mic(scn, answers, args.seed)
+        tl = asyncio.run(run_scenario(scn, mic, classes))
+        res = scn.describe()
+        res["outcomes"] = outcome(scn, tl)
+        res["front"] = front_events(tl)
+        if tl.find("max_secs_reached"):
+            res["max_secs_reached"] = True
+        late = [n for n, o in res["outcomes"].items() if o["bot_start"] is None or o["bot_start"] > BOT_START + 0.25]
+        if late:
+            res["late_bot_start"] = late
+        results.append(res)
+        elapsed = time.monotonic() - t_start
+        eta = elapsed / i * (len(scenarios) - i)
+        verdicts = " ".join(
+            f"{n}={'STOP' if o['stopped'] else 'keep'}" for n, o in res["outcomes"].items()
+        )
+        _log(
+            f"[{i}/{len(scenarios)}] #{scn.index} {scn.kind:<12} {scn.name[:40]:<40} "
+            f"snr={'clean' if scn.snr_db is None else f'{scn.snr_db:g}'}: {verdicts} "
+            f"heard={res['front']['finals']} ({time.monotonic() - t0:.1f}s, eta {eta / 60:.1f} min)"
+            + (f" LATE BOT START {late}" if late else "")
+        )
+    metrics = aggregate(results)
+    return {
+        "seed": args.seed,
+        "limit": args.limit,
+        "mix": mix,
+        "miss_window_secs": MISS_WINDOW,
+        "strategies": metrics,
+        "targets": check_targets(metrics),
+        "wall_secs": round(time.monotonic() - t_start, 1),
+        "scenarios": results,
+    }
