@@ -276,22 +276,38 @@ def _branch_processors(name: str, watch_filter):
     raise ValueError(name)
 
 
-def _primed_stt():
+def _primed_stt(warmup_pcm: bytes):
     """The bot's PocketSphinx STT, in the steady state of a conversation.
 
-    The user has spoken before the bot's answer, so the service has seen the
-    pipeline's VAD. Without any VAD event yet, ``PocketsphinxStream`` takes the
-    pipeline for VAD-less and emits finals of utterances its own onset detector
-    opened on background noise (reported as a bug). One VAD start/stop pair goes
-    to the decoder at start, before any audio; its empty final is not pushed.
+    At start, before the microphone's timeline begins, its decoder hears
+    ``warmup_pcm`` (the scenario's noise bed, or silence) and one VAD start/stop
+    pair; whatever that produces is discarded. Without it every scenario would
+    begin as a fresh session: PocketSphinx's own onset detector fires once on the
+    onset of a noise bed, and until the first pipeline VAD event
+    ``PocketsphinxStream`` takes the pipeline for VAD-less and emits finals of
+    the utterances that detector opened (reported as a bug).
     """
     from bot.pocketsphinx_stt import PocketsphinxSTTService
 
     class PrimedPocketsphinxSTTService(PocketsphinxSTTService):
+        _discard = False
+
         async def start(self, frame):
             await super().start(frame)
+            self._discard = True
+            chunk = 640  # 20 ms
+            for i in range(0, len(warmup_pcm), chunk):
+                self._send("audio", warmup_pcm[i : i + chunk])
             self._send("vad_start")
             self._send("vad_stop")
+            while self._in_q is not None and not self._in_q.empty():
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.15)  # the last command, and its events reaching the reader
+            self._discard = False
+
+        async def _handle_event(self, ev):
+            if not self._discard:
+                await super()._handle_event(ev)
 
     return PrimedPocketsphinxSTTService()
 
@@ -304,7 +320,9 @@ class _Classes:
     BotSpeaker: type
 
 
-async def run_scenario(scn: Scenario, mic_pcm: bytes, classes: _Classes, strategies=tuple(STRATEGIES)):
+async def run_scenario(
+    scn: Scenario, mic_pcm: bytes, warmup_pcm: bytes, classes: _Classes, strategies=tuple(STRATEGIES)
+):
     """Run one scenario in real time; return its timeline."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
@@ -346,7 +364,7 @@ async def run_scenario(scn: Scenario, mic_pcm: bytes, classes: _Classes, strateg
     tee.targets = branch_workers
     vad = VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS)))
     front = PipelineWorker(
-        Pipeline([mic, vad, _primed_stt(), tee]),
+        Pipeline([mic, vad, _primed_stt(warmup_pcm), tee]),
         name="front",
         observers=[TimelineObserver(tl)],
         **common,
@@ -773,8 +791,8 @@ def _run(args) -> dict:
     results = []
     for i, scn in enumerate(scenarios, 1):
         t0 = time.monotonic()
-        mic = build_mic(scn, answers, args.seed)
-        tl = asyncio.run(run_scenario(scn, mic, classes))
+        mic, warmup = build_mic(scn, answers, args.seed)
+        tl = asyncio.run(run_scenario(scn, mic, warmup, classes))
         res = scn.describe()
         res["outcomes"] = outcome(scn, tl)
         res["front"] = front_events(tl)

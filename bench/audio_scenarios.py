@@ -399,9 +399,14 @@ def make_scenarios(seed: int = DEFAULT_SEED, mix: dict[str, int] | None = None,
     return scenarios
 
 
-def build_mic(scn: Scenario, answers: dict[tuple[int, float], np.ndarray], seed: int) -> bytes:
-    """The scenario's microphone track: noise bed + the user sound (or the echo)."""
+WARMUP_SECS = 2.0
+
+
+def build_mic(scn: Scenario, answers: dict[tuple[int, float], np.ndarray], seed: int) -> tuple[bytes, bytes]:
+    """The scenario's microphone track (noise bed + the user sound, or the echo),
+    and ``WARMUP_SECS`` of what the microphone heard before it (the noise bed alone)."""
     n = int((scn.bot_end + 1.0) * SR)
+    warm = int(WARMUP_SECS * SR)
     mic = np.zeros(n, np.float32)
     at = int(scn.inject_at * SR)
     answer = answers[(scn.answer, scn.answer_speed)]
@@ -427,8 +432,10 @@ def build_mic(scn: Scenario, answers: dict[tuple[int, float], np.ndarray], seed:
         else:
             ref = speech_rms(scn.sound.samples, scn.sound.speech_start, scn.sound.speech_end)
         rng = np.random.default_rng([seed, scn.index])
-        mic += pink_noise(n, rng) * (ref / 10 ** (scn.snr_db / 20))
-    return to_pcm(mic)
+        bed = pink_noise(warm + n, rng) * (ref / 10 ** (scn.snr_db / 20))
+        mic += bed[warm:]
+        return to_pcm(mic), to_pcm(bed[:warm])
+    return to_pcm(mic), bytes(2 * warm)
 
 
 def mix_summary(scenarios: list[Scenario]) -> dict:
