@@ -7,7 +7,7 @@ SmallWebRTC; headless Debian Chromium opens it with a WAV file as its microphone
     mic on (after the greeting)
     0.5 s   "tell me a story about a dog"        the bot is silent: a user turn
     ...     the bot answers (~3 s after the question ends)
-    +5.0 s  "yeah"   (~2 s into the answer)      a backchannel: the bot keeps talking
+    +5.3 s  "yeah"   (~1.5 s into the answer)    a backchannel: the bot keeps talking
     +4.5 s  "wait"                               an interruption: the bot stops
 
 and the page's RTVI messages, its bot-audio level meter and its panels are checked.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -53,9 +54,10 @@ BACKCHANNEL = "yeah__joe.wav"
 INTERRUPT = "wait__joe.wav"
 LEAD_SECS = 0.5  # silence before the turn
 # From the end of the turn's speech to the backchannel's speech. Measured here: the
-# bot's answer starts ~3 s after the question ends (Smart Turn 1 s, SmolLM2, Piper),
-# so "yeah" comes ~2 s into the answer.
-TURN_END_TO_BACKCHANNEL = 5.0
+# bot's answer starts 3.3-3.9 s after the question ends (Smart Turn 1 s, SmolLM2,
+# Piper), so "yeah" comes 1.4-2.0 s into the answer; an answer later than ~5 s
+# fails test_backchannel_keeps_the_bot_talking with that diagnosis.
+TURN_END_TO_BACKCHANNEL = 5.3
 BACKCHANNEL_TO_INTERRUPT = 4.5  # speech onset to speech onset; the answer lasts > 10 s
 TAIL_SECS = 120.0  # Chromium loops the file (no "%noloop" in Chromium 156): no replay
 
@@ -351,7 +353,7 @@ def session(tmp_path_factory) -> Session:
     with NetNs() as ns, BotServer(ns, work / "bot.log") as server:
         # Playwright starts this instead of Chromium: Debian's Chromium, in the namespace.
         wrapper = work / "chromium-in-netns"
-        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(ns.exec_prefix())} {CHROMIUM} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.join([*ns.exec_prefix(), CHROMIUM])} "$@"\n')
         wrapper.chmod(0o755)
         foreign, console_errors = [], []
         origin = f"http://localhost:{server.port}/"
@@ -482,8 +484,12 @@ def test_wait_stops_the_bot(session: Session):
     assert session.speaking_at(at), f"the bot was not speaking when 'wait' was said\n{session.dump()}"
     interrupted = session.first("bot-interrupted", since=at)
     stopped = session.first("bot-stopped-speaking", since=at)
-    assert interrupted and interrupted["t"] - at < MAX_INTERRUPT_TO_STOP, f"no bot-interrupted in time\n{session.dump()}"
-    assert stopped and stopped["t"] - at < MAX_INTERRUPT_TO_STOP, f"the bot did not stop in time\n{session.dump()}"
+    assert interrupted and interrupted["t"] - at < MAX_INTERRUPT_TO_STOP, (
+        f"no bot-interrupted in time\n{session.dump()}"
+    )
+    assert stopped and stopped["t"] - at < MAX_INTERRUPT_TO_STOP, (
+        f"the bot did not stop in time\n{session.dump()}"
+    )
     decisions = session.decisions("interruption", since=at)
     assert decisions and "wait" in decisions[0]["text"], session.dump()
     assert any("interruption released" in d["text"] and "wait" in d["text"] for d in session.panel), session.panel
