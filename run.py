@@ -17,6 +17,7 @@ import sys
 
 from dotenv import load_dotenv
 
+from bot.agents import AGENTS
 from bot.services import CHOICES, ServiceChoice, choose_services
 
 HELP_EPILOG = """\
@@ -46,6 +47,14 @@ def add_bot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         "http://localhost:11434/v1; overrides --llm",
     )
     group.add_argument("--llm-model", default=None, help="model name to request from the LLM")
+    group.add_argument(
+        "--agent",
+        choices=list(AGENTS),
+        default="default",
+        help="example behaviour: default (ignore backchannels, obey interruptions, resume "
+        "on 'go on'), uninterruptible (a long notice nothing cuts), interrupt-user (cut in "
+        "when you talk past three sentences)",
+    )
     return parser
 
 
@@ -80,10 +89,11 @@ async def bot(runner_args):
             "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True),
         },
     )
-    await run_bot(transport, choice, handle_sigint=runner_args.handle_sigint)
+    agent = AGENTS[runner_args.cli_args.agent if runner_args.cli_args else "default"]
+    await run_bot(transport, choice, agent=agent, handle_sigint=runner_args.handle_sigint)
 
 
-async def run_local(choice: ServiceChoice):
+async def run_local(choice: ServiceChoice, agent: str = "default"):
     """Talk to the bot through this machine's microphone and speaker."""
     from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
 
@@ -92,7 +102,7 @@ async def run_local(choice: ServiceChoice):
     transport = LocalAudioTransport(
         LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
     )
-    await run_bot(transport, choice, has_clients=False, handle_sigint=True)
+    await run_bot(transport, choice, agent=AGENTS[agent], has_clients=False, handle_sigint=True)
 
 
 def main(argv: list[str] | None = None):
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None):
         from bot.services import preload
 
         preload(_CHOICE)
-        asyncio.run(run_local(_CHOICE))
+        asyncio.run(run_local(_CHOICE, args.agent))
         return
 
     from pipecat.runner.run import app, main as runner_main

@@ -726,23 +726,27 @@ def format_figures(tl: Timeline) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def offline_worker(transport: FileAudioTransport, observer: TimelineObserver, **params) -> tuple[PipelineWorker, Any, Any]:
-    """The reference bot's pipeline (``bot.pipeline.build_pipeline``, offline services)
-    on ``transport``, observed. Returns ``(worker, context, softack_filter)``."""
+def offline_worker(
+    transport: FileAudioTransport, observer: TimelineObserver, agent: str = "default", **params
+) -> tuple[PipelineWorker, Any, Any]:
+    """The reference bot's pipeline (``bot.pipeline.build_pipeline``, offline services,
+    the ``bot.agents`` behaviour ``agent``) on ``transport``, observed. Returns
+    ``(worker, context, softack_filter)``."""
+    from bot.agents import AGENTS
     from bot.pipeline import build_pipeline
     from bot.services import choose_services
 
     choice = choose_services("pocketsphinx", "local", "piper")
-    pipeline, context, softack = build_pipeline(transport, choice)
-    observer.watch_filter(softack)
+    bot = build_pipeline(transport, choice, AGENTS[agent])
+    observer.watch_filter(bot.softack)
     worker = PipelineWorker(
-        pipeline,
+        bot.pipeline,
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, **params),
-        observers=[observer],
+        observers=[observer, *bot.observers],
         cancel_on_idle_timeout=False,
         enable_rtvi=False,
     )
-    return worker, context, softack
+    return worker, bot.context, bot.softack
 
 
 def barge_in_cues(

@@ -6,12 +6,13 @@ user aggregator -> LLM -> TTS -> transport.output() -> assistant aggregator
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -25,9 +26,11 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from bot.agents import AGENTS, Agent
 from bot.decision_panel import attach_decision_panel
 from bot.services import ServiceChoice, create_llm, create_stt, create_tts
-from processors import SoftAckInterruptionFilter
+from processors import SoftAckInterruptionFilter, speech_frame
+from processors.heard import HeardSpeechTracker, ResumeProcessor
 
 SYSTEM_PROMPT = (
     "You are a friendly, talkative voice assistant. Your words are spoken aloud, so "
@@ -40,23 +43,34 @@ SYSTEM_PROMPT = (
 VAD_START_SECS = 0.1
 SMART_TURN_STOP_SECS = 1.0
 
-# Spoken as is: the small offline LLM does not follow a "greet the user" instruction.
-GREETING = (
-    "Hello! I'm a voice assistant that you can interrupt the way you would a person. "
-    "Ask me about anything, say uh-huh or yeah while I talk and I'll keep going, "
-    "or say wait, and I'll stop."
-)
+
+@dataclass
+class BotPipeline:
+    """The processors of one session that callers need to reach.
+
+    Attributes:
+        pipeline: The whole pipeline.
+        context: The LLM context.
+        softack: The soft-ack filter (decision events).
+        observers: Observers to pass to the ``PipelineWorker`` (the heard-speech
+            tracker, which the resume processor reads).
+    """
+
+    pipeline: Pipeline
+    context: LLMContext
+    softack: SoftAckInterruptionFilter
+    observers: list = field(default_factory=list)
 
 
-def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
+def build_pipeline(
+    transport: BaseTransport, choice: ServiceChoice, agent: Agent = AGENTS["default"]
+) -> BotPipeline:
     """Build the processors of one session.
 
     Args:
         transport: Any Pipecat transport with audio in and out.
         choice: Which STT/LLM/TTS to use (see :func:`bot.services.choose_services`).
-
-    Returns:
-        ``(pipeline, context, softack_filter)``.
+        agent: The example behaviour (see :mod:`bot.agents`).
     """
     softack = SoftAckInterruptionFilter()
 
@@ -68,7 +82,8 @@ def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
     async def on_interruption(_filter, decision):
         logger.info(f"Interruption: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
 
-    context = LLMContext(messages=[{"role": "system", "content": SYSTEM_PROMPT}])
+    prompt = f"{SYSTEM_PROMPT} {agent.system_hint}".strip()
+    context = LLMContext(messages=[{"role": "system", "content": prompt}])
     # Smart Turn's default waits up to 3 s when it judges a turn incomplete, which it
     # often does on short questions (measured: 4.0-4.8 s from VAD stop to first bot
     # audio); 1 s keeps the bot responsive. Default start strategies (VAD, then
@@ -78,8 +93,19 @@ def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
     )
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
-        user_params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[stop])),
+        user_params=LLMUserAggregatorParams(
+            user_turn_strategies=UserTurnStrategies(
+                stop=[*(make() for make in agent.stop_strategies), stop]
+            )
+        ),
     )
+    tts, output = create_tts(choice), transport.output()
+    tracker = HeardSpeechTracker(tts=tts, output=output)
+
+    @tracker.event_handler("on_bot_interrupted")
+    async def on_bot_interrupted(_tracker, cut):
+        logger.info(f"Bot interrupted at {cut.progress:.0%}; unheard: {cut.unheard!r}")
+
     pipeline = Pipeline(
         [
             transport.input(),
@@ -87,19 +113,21 @@ def build_pipeline(transport: BaseTransport, choice: ServiceChoice):
             create_stt(choice),
             softack,
             user_aggregator,
+            ResumeProcessor(tracker=tracker),
             create_llm(choice),
-            create_tts(choice),
-            transport.output(),
+            tts,
+            output,
             assistant_aggregator,
         ]
     )
-    return pipeline, context, softack
+    return BotPipeline(pipeline, context, softack, observers=[tracker])
 
 
 async def run_bot(
     transport: BaseTransport,
     choice: ServiceChoice,
     *,
+    agent: Agent = AGENTS["default"],
     has_clients: bool = True,
     handle_sigint: bool = False,
 ):
@@ -108,17 +136,23 @@ async def run_bot(
     Args:
         transport: Any Pipecat transport with audio in and out.
         choice: Which STT/LLM/TTS to use.
+        agent: The example behaviour (see :mod:`bot.agents`).
         has_clients: True for transports that fire ``on_client_connected`` (WebRTC,
             Daily): the bot greets the client when it connects and ends when it
             leaves. False (local audio): the bot greets at once.
         handle_sigint: Let the runner stop on Ctrl-C (when not under Pipecat's runner).
     """
-    pipeline, _, softack = build_pipeline(transport, choice)
-    attach_decision_panel(softack)  # the filter's decisions to RTVI clients
-    worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
+    bot = build_pipeline(transport, choice, agent)
+    attach_decision_panel(bot.softack)  # the filter's decisions to RTVI clients
+    worker = PipelineWorker(
+        bot.pipeline, params=PipelineParams(enable_metrics=True), observers=bot.observers
+    )
 
     async def greet():
-        await worker.queue_frames([TTSSpeakFrame(GREETING)])
+        # Spoken as is: the small offline LLM does not follow a "greet the user" prompt.
+        await worker.queue_frames(
+            [speech_frame(agent.greeting, interruptible=agent.greeting_interruptible)]
+        )
 
     if has_clients:
 
