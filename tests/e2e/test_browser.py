@@ -7,7 +7,7 @@ SmallWebRTC; headless Debian Chromium opens it with a WAV file as its microphone
     mic on (after the greeting)
     0.5 s   "tell me a story about a dog"        the bot is silent: a user turn
     ...     the bot answers (~3 s after the question ends)
-    +5.3 s  "yeah"   (~1.5 s into the answer)    a backchannel: the bot keeps talking
+    +5.7 s  "yeah"   (~1.5-3 s into the answer)  a backchannel: the bot keeps talking
     +4.5 s  "wait"                               an interruption: the bot stops
 
 and the page's RTVI messages, its bot-audio level meter and its panels are checked.
@@ -54,18 +54,23 @@ BACKCHANNEL = "yeah__joe.wav"
 INTERRUPT = "wait__joe.wav"
 LEAD_SECS = 0.5  # silence before the turn
 # From the end of the turn's speech to the backchannel's speech. Measured here: the
-# bot's answer starts 3.3-3.9 s after the question ends (Smart Turn 1 s, SmolLM2,
-# Piper), so "yeah" comes 1.4-2.0 s into the answer; an answer later than ~5 s
-# fails test_backchannel_keeps_the_bot_talking with that diagnosis.
-TURN_END_TO_BACKCHANNEL = 5.3
+# bot's answer starts 2.8-4.3 s after the question ends (Smart Turn 1 s, SmolLM2,
+# Piper; the longer when other jobs load the 2 cores), so "yeah" comes 1.4-2.9 s
+# into the answer. An answer later than 5.7 s fails
+# test_backchannel_keeps_the_bot_talking with that diagnosis.
+TURN_END_TO_BACKCHANNEL = 5.7
 BACKCHANNEL_TO_INTERRUPT = 4.5  # speech onset to speech onset; the answer lasts > 10 s
 TAIL_SECS = 120.0  # Chromium loops the file (no "%noloop" in Chromium 156): no replay
 
 # Bounds, seconds.
 MAX_SERVER_START = 300.0  # models preloaded, llama.cpp server started
 MAX_GREETING = 90.0
-MAX_INTERRUPT_TO_STOP = 2.0  # "wait" onset to bot-stopped-speaking (measured ~0.3 s)
-QUIET_AFTER_STOP = 0.5  # the page's audio is silent this long after the bot stopped
+# "wait" onset to bot-stopped-speaking on the page: measured 0.45-0.75 s, 1.7 s once
+# with the 2 cores loaded by other jobs (the server's VAD and STT fall behind).
+MAX_INTERRUPT_TO_STOP = 3.0
+# "wait" onset to the page's last bot audio: measured 0.4-1.7 s (bot-stopped-speaking,
+# then the browser's jitter buffer, which grows when the 2 cores are busy).
+MAX_INTERRUPT_TO_SILENCE = 3.5
 AUDIBLE_RMS = 0.005  # bot audio level (page meter) that counts as speech
 
 # Traffic stays inside the namespace: loopback and this private /30 on a veth pair.
@@ -280,6 +285,10 @@ class Session:
         """When a clip's speech starts playing into the microphone."""
         return (self.mic_started_at / 1000) + self.mic.onsets[clip]
 
+    def end(self, clip: str) -> float:
+        """When a clip's speech ends in the microphone."""
+        return (self.mic_started_at / 1000) + self.mic.ends[clip]
+
     def events(self, type_: str, since: float = 0.0, until: float = float("inf"), **data):
         out = []
         for m in self.log:
@@ -304,6 +313,11 @@ class Session:
         step = (samples[-1][0] - samples[0][0]) / (len(samples) - 1)
         return sum(step for _, v in samples if v >= AUDIBLE_RMS)
 
+    def last_audible(self, since: float, until: float) -> float | None:
+        """The last moment with bot audio on the page in [since, until)."""
+        times = [t / 1000 for t, v in self.levels if since <= t / 1000 < until and v >= AUDIBLE_RMS]
+        return times[-1] if times else None
+
     def speaking_at(self, t: float) -> bool:
         starts = self.events("bot-started-speaking", until=t)
         if not starts:
@@ -321,6 +335,12 @@ class Session:
             if m["type"] == "bot-ready":
                 data = None
             lines.append(f"{m['t'] / 1000 - t0:8.3f}  {m['type']}  {json.dumps(data) if data else ''}")
+        answer = self.first("bot-started-speaking", since=self.at(TURN))
+        if answer:
+            lines.append(
+                f"answer: bot-started-speaking {answer['t'] - self.end(TURN):.2f}s after the question "
+                f"ended; 'yeah' {self.at(BACKCHANNEL) - answer['t']:.2f}s into it"
+            )
         runs = _audible_runs(self.levels)
         lines.append("bot audio (audible runs): " + ", ".join(f"{a - t0:.2f}-{b - t0:.2f}" for a, b in runs))
         lines.append(f"page errors: {self.errors}; console errors: {self.console_errors}")
@@ -458,8 +478,8 @@ def test_backchannel_keeps_the_bot_talking(session: Session):
     assert answer is not None, session.dump()
     assert session.speaking_at(bc_at), (
         f"the bot was not speaking when 'yeah' was said: its answer started "
-        f"{answer['t'] - session.at(TURN):.1f}s after the question's onset; TURN_END_TO_BACKCHANNEL "
-        f"is {TURN_END_TO_BACKCHANNEL}s\n{session.dump()}"
+        f"{answer['t'] - session.end(TURN):.1f}s after the question ended; 'yeah' comes "
+        f"{TURN_END_TO_BACKCHANNEL}s after it (TURN_END_TO_BACKCHANNEL)\n{session.dump()}"
     )
     backchannels = session.events("user-input", since=bc_at, until=next_at, input_type="backchannel")
     assert [b["text"] for b in backchannels] == ["yeah"], f"no backchannel user-input\n{session.dump()}"
@@ -493,10 +513,16 @@ def test_wait_stops_the_bot(session: Session):
     decisions = session.decisions("interruption", since=at)
     assert decisions and "wait" in decisions[0]["text"], session.dump()
     assert any("interruption released" in d["text"] and "wait" in d["text"] for d in session.panel), session.panel
-    # Quiet from shortly after the stop until the bot answers "wait" (if it does).
+    # The page goes quiet: the last bot audio before the bot answers "wait" (its audio
+    # cannot reach the page before its bot-started-speaking message does).
     restart = session.first("bot-started-speaking", since=stopped["t"])
-    until = restart["t"] if restart else stopped["t"] + 2.0
-    assert session.audible_secs(stopped["t"] + QUIET_AFTER_STOP, until) == 0, (
+    until = restart["t"] if restart else stopped["t"] + 3.0
+    silent_at = session.last_audible(since=at, until=until)
+    silent_at = at if silent_at is None else silent_at  # no bot audio after the onset at all
+    assert silent_at - at < MAX_INTERRUPT_TO_SILENCE, (
         f"bot audio went on after the interruption\n{session.dump()}"
     )
-    print(f"\n'wait' onset -> bot-stopped-speaking: {stopped['t'] - at:.3f}s")
+    print(
+        f"\n'wait' onset -> bot-stopped-speaking {stopped['t'] - at:.3f}s, "
+        f"-> page audio silent {silent_at - at:.3f}s"
+    )
