@@ -61,6 +61,7 @@ from pipecat.frames.frames import (
     StartFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
+    TTSSpeakFrame,
     TTSStartedFrame,
     UserBackchannelFrame,
     UserStartedSpeakingFrame,
@@ -124,6 +125,39 @@ def read_wav(path: str | Path) -> bytes:
         if fmt != (SAMPLE_RATE, 1, 2):
             raise ValueError(f"{path}: need 16 kHz mono 16-bit PCM, got {fmt}")
         return w.readframes(w.getnframes())
+
+
+def piper_clip(
+    text: str, name: str | None = None, *, speed: float = 1.0, lead_secs: float = 0.25,
+    tail_secs: float = 0.3, cache_dir: str | Path | None = None,
+) -> Clip:  # fmt: skip
+    """A clip of ``text`` said by the offline Piper voice (``en_US-joe-medium``, the
+    voice of the committed ``__joe`` clips, same level), with ``lead_secs`` of silence
+    before the speech and ``tail_secs`` after it. Synthesized once and cached as a WAV
+    (``cache_dir``, default ``$TMPDIR/pipecat-softack-clips``); ``speech_start`` and
+    ``speech_end`` are set from the padding."""
+    import hashlib
+    import tempfile
+
+    from bench.audio_scenarios import PIPER_VOICE, _load_piper, _piper_say, to_pcm
+
+    directory = Path(cache_dir or Path(tempfile.gettempdir()) / "pipecat-softack-clips")
+    key = hashlib.sha1(f"{PIPER_VOICE}|{speed}|{lead_secs}|{tail_secs}|{text}".encode()).hexdigest()[:12]
+    path = directory / f"piper_{key}.wav"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        pad = lambda secs: bytes(2 * int(secs * SAMPLE_RATE))  # noqa: E731
+        pcm = pad(lead_secs) + to_pcm(_piper_say(_load_piper(), text, speed)) + pad(tail_secs)
+        tmp = path.with_suffix(f".{id(pcm)}.tmp")
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(pcm)
+        tmp.replace(path)
+    pcm = read_wav(path)
+    end = len(pcm) / (2 * SAMPLE_RATE) - tail_secs
+    return Clip(name or path.name, pcm, text=text, label="TURN", speech_start=lead_secs, speech_end=round(end, 3))
 
 
 def load_manifest(clips_dir: str | Path = CLIPS_DIR) -> dict[str, dict[str, str]]:
@@ -195,7 +229,9 @@ class Timeline:
     ``vad_start``/``vad_stop``, ``interim``/``transcript`` (``text``),
     ``user_started_speaking``/``user_stopped_speaking``, ``backchannel_frame``,
     ``filter_backchannel``/``filter_interruption``/``filter_noise`` (a
-    ``SoftAckDecision``), ``interruption``, ``bot_started_speaking``/
+    ``SoftAckDecision``: ``text``, ``reason``, ``deferred``, ``held``),
+    ``tts_speak`` (a ``TTSSpeakFrame``: ``text``, ``interruptible``),
+    ``interruption``, ``bot_started_speaking``/
     ``bot_stopped_speaking``, ``llm_response_start``/``llm_first_text``/
     ``llm_response_end``, ``tts_first_audio``. Played bot audio is kept apart in
     :attr:`audio_out` (start, seconds) and summarised by :meth:`audio_runs`.
@@ -356,6 +392,7 @@ class TimelineObserver(BaseObserver):
                         f"filter_{kind}",
                         text=decision.text,
                         reason=decision.reason,
+                        deferred=decision.deferred,
                         held=round(decision.held_secs, 3),
                     )
 
@@ -383,6 +420,8 @@ class TimelineObserver(BaseObserver):
             tl.add("transcript", text=frame.text)
         elif isinstance(frame, UserBackchannelFrame):
             tl.add("backchannel_frame", text=frame.text)
+        elif isinstance(frame, TTSSpeakFrame):
+            tl.add("tts_speak", text=frame.text, interruptible=frame.interruptible)
         elif isinstance(frame, LLMTextFrame) and isinstance(data.source, LLMService):
             if self._awaiting_llm_text:
                 self._awaiting_llm_text = False
