@@ -22,7 +22,10 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.transports.base_transport import BaseTransport
-from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_stop import (
+    SpeechTimeoutUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
@@ -42,6 +45,10 @@ SYSTEM_PROMPT = (
 # "wait" and "yeah" (about 0.25 s of speech) in tests/test_real_audio.py.
 VAD_START_SECS = 0.1
 SMART_TURN_STOP_SECS = 1.0
+# A held utterance released when the bot stops (after uninterruptible speech, say)
+# reaches Smart Turn after its audio did, and Smart Turn then never ends the turn
+# (measured: Pipecat's 5 s watchdog did); end such turns 1.5 s after the speech.
+FALLBACK_STOP_SECS = 1.5
 
 
 @dataclass
@@ -95,7 +102,11 @@ def build_pipeline(
         context,
         user_params=LLMUserAggregatorParams(
             user_turn_strategies=UserTurnStrategies(
-                stop=[*(make() for make in agent.stop_strategies), stop]
+                stop=[
+                    *(make() for make in agent.stop_strategies),
+                    stop,
+                    SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=FALLBACK_STOP_SECS),
+                ]
             )
         ),
     )

@@ -43,6 +43,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.utils.time import time_now_iso8601
 
 from processors.classifier import BackchannelClassifier, Verdict, normalize
+from processors.speech import UninterruptibleSpeechFrame
 from processors.config import SoftAckConfigError, load_settings
 
 # Speech start/stop frames, by source. Speech is "on" while any source has started
@@ -160,7 +161,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
       utterances are judged separately ("okay" ... "mhm" are two backchannels).
     - Interruption controls, composed with the verdict: while the bot plays
       uninterruptible speech (``uninterruptible=True``, or a ``TTSSpeakFrame`` whose
-      ``interruptible`` is False, e.g. from :func:`processors.say`), during the first
+      ``interruptible`` is False, e.g. from :func:`processors.say`, or after an
+      ``UninterruptibleSpeechFrame`` from either side), during the first
       ``bot_grace_secs`` of a bot utterance, and while an utterance has fewer than
       ``min_words`` words or ``min_speech_secs`` of speech (command keywords are
       exempt from these two), an interruption is deferred: held until the condition
@@ -333,7 +335,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
                         await self._drop("discarded", "uninterruptible speech ended")
                     else:
                         await self._release("bot stopped speaking")
-            elif isinstance(frame, TTSSpeakFrame) and not frame.interruptible:
+            elif isinstance(frame, UninterruptibleSpeechFrame) or (
+                isinstance(frame, TTSSpeakFrame) and not frame.interruptible
+            ):
                 if self._bot_speaking:
                     self._uninterruptible_now = True
                 else:

@@ -1,6 +1,19 @@
 """Uninterruptible bot speech, per utterance."""
 
-from pipecat.frames.frames import TTSSpeakFrame
+from dataclasses import dataclass
+
+from pipecat.frames.frames import SystemFrame, TTSSpeakFrame
+
+
+@dataclass
+class UninterruptibleSpeechFrame(SystemFrame):
+    """Announces to :class:`~processors.SoftAckInterruptionFilter` that the bot's next
+    (or current) speech is uninterruptible.
+
+    For code downstream of the filter (e.g. a user turn strategy inside the user
+    aggregator) that queues an uninterruptible ``TTSSpeakFrame`` the filter never
+    sees: push this one upstream beside it.
+    """
 
 
 def speech_frame(text: str, *, interruptible: bool = True, append_to_context: bool = True) -> TTSSpeakFrame:

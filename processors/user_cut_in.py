@@ -6,10 +6,11 @@ import re
 
 from loguru import logger
 from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 
-from processors.speech import speech_frame
+from processors.speech import UninterruptibleSpeechFrame, speech_frame
 
 DEFAULT_CUT_IN_PHRASE = "Sorry, can I pause you there?"
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
@@ -36,11 +37,13 @@ class LongTurnCutInStrategy(BaseUserTurnStopStrategy):
     """A user turn stop strategy that ends a user turn once it passes ``max_sentences``.
 
     Counted on the live transcript of the turn, interim included. When the count
-    passes the limit, the bot says ``cut_in_phrase`` as uninterruptible speech and the
-    strategy ends the turn, so the aggregator runs the LLM on what the user said so
-    far (the final transcripts). Pipecat 1.14 generates that reply at once but writes
-    the turn only when the user falls silent. The count resets at each turn and after
-    each cut-in. Use it beside the default stop strategy::
+    passes the limit, the bot says ``cut_in_phrase`` as uninterruptible speech (an
+    ``UninterruptibleSpeechFrame`` goes upstream, so a
+    :class:`~processors.SoftAckInterruptionFilter` holds what the user says over it)
+    and the strategy ends the turn. Pipecat 1.14 never ends a turn while the user is
+    audibly speaking, so the turn ends, and the LLM answers what the user said, as
+    soon as the user yields to the cut-in. The count resets at each turn and after
+    each cut-in (only words after the cut-in count). Use it beside the default stop strategy::
 
         UserTurnStrategies(stop=[LongTurnCutInStrategy(), *default_user_turn_stop_strategies()])
 
@@ -65,16 +68,17 @@ class LongTurnCutInStrategy(BaseUserTurnStopStrategy):
         self._max_sentences = max_sentences
         self._phrase = cut_in_phrase
         self._finals: list[str] = []
+        self._counted = 0  # words of the turn's live transcript before the last cut-in
         self._in_turn = False
         self.cut_ins = 0
 
     async def handle_user_turn_started(self):
         """A new turn: count from zero."""
-        self._finals, self._in_turn = [], True
+        self._finals, self._counted, self._in_turn = [], 0, True
 
     async def handle_user_turn_stopped(self):
         """The turn ended (by us or another strategy): count from zero."""
-        self._finals, self._in_turn = [], False
+        self._finals, self._counted, self._in_turn = [], 0, False
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Count sentences of the current turn; cut in when there are too many."""
@@ -87,14 +91,16 @@ class LongTurnCutInStrategy(BaseUserTurnStopStrategy):
             interim = frame.text
         else:
             return ProcessFrameResult.CONTINUE
-        sentences = count_sentences(self._finals, interim)
+        # An STT's interim may repeat the whole utterance (pocketsphinx): count only
+        # the words after the last cut-in.
+        words = " ".join([*self._finals, interim]).split()
+        sentences = count_sentences([" ".join(words[self._counted :])])
         if sentences <= self._max_sentences:
             return ProcessFrameResult.CONTINUE
         logger.debug(f"{self}: user turn at {sentences} sentences > {self._max_sentences}: cutting in")
         self.cut_ins += 1
-        # Pipecat keeps the turn open while the user is still audibly speaking (the
-        # reply is generated now, the turn is written when they stop): count afresh.
-        self._finals = []
+        self._counted = len(words)
+        await self.push_frame(UninterruptibleSpeechFrame(), FrameDirection.UPSTREAM)
         await self.push_frame(speech_frame(self._phrase, interruptible=False))
         await self.trigger_user_turn_stopped()
         return ProcessFrameResult.STOP

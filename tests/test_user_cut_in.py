@@ -84,3 +84,17 @@ async def test_count_resets_after_a_cut_in():
 def test_bad_max_sentences_is_named():
     with pytest.raises(ValueError, match="max_sentences.*0"):
         LongTurnCutInStrategy(max_sentences=0)
+
+
+async def test_cut_in_tells_the_filter_upstream_and_happens_once_per_long_interim():
+    """pocketsphinx's interim repeats the whole utterance: only words after a cut-in count."""
+    from processors.speech import UninterruptibleSpeechFrame
+
+    strategy = LongTurnCutInStrategy(max_sentences=3)
+    agg, _ = aggregator(strategy)
+    words = " ".join(f"word{i}" for i in range(80))  # unpunctuated: 15 words a sentence
+    growing = [interim(" ".join(words.split()[:n])) for n in (30, 46, 50, 55, 60, 70)]
+    down, up = await run_test(agg, frames_to_send=paced(VADUserStartedSpeakingFrame(), *growing))
+    assert strategy.cut_ins == 1  # at 46 words; 60 more would be needed for another
+    assert sum(isinstance(f, TTSSpeakFrame) for f in down) == 1
+    assert any(isinstance(f, UninterruptibleSpeechFrame) for f in up)
