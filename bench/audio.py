@@ -42,7 +42,7 @@ Metrics per strategy:
   the interruption/mixed scenarios it stopped after the onset.
 
 ``--json`` prints one JSON object on stdout and nothing else (progress goes to
-stderr). ``--plot`` needs matplotlib (not a dependency of this project).
+stderr). ``--plot`` needs matplotlib (the project's ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -598,7 +598,7 @@ def format_report(report: dict) -> str:
             f"{name:<16} {_pct(m['false_interrupt_rate']):>6} {m['n_false_interrupt']:>3}/{m['n_keep']:<3} "
             f"{cell(by['backchannel']):>12} {cell(by['noise']):>10} {cell(by['echo']):>10} "
             f"{_pct(m['missed_interrupt_rate']):>6} {m['n_missed']:>2}/{m['n_stop']:<3}"
-            f"{_ms(fr) + f' ({fr[chr(110)]})':>24} {_ms(m['onset_to_audio_stop']):>18}"
+            f"{_ms(fr) + ' (' + str(fr['n']) + ')':>24} {_ms(m['onset_to_audio_stop']):>18}"
         )
     lines.append("")
     lines.append("false interrupts by noise-bed SNR (dB):")
@@ -652,7 +652,7 @@ def plot(report: dict, path: str, n_timelines: int = 4) -> None:
     colors = dict(zip(names, ["tab:green", "tab:olive", "tab:red", "tab:purple"]))
     for i, s in enumerate(chosen):
         ax = fig.add_subplot(gs[i])
-        rows = ["user", "VAD", *names]
+        rows = ["user", "VAD", *names]  # "user": the injected sound (speech, noise or echo)
         y = {r: len(rows) - 1 - k for k, r in enumerate(rows)}
         ax.broken_barh([(s["speech_onset"], s["speech_end"] - s["speech_onset"])], (y["user"] - 0.35, 0.7), color="tab:blue")
         end = max(s["bot_end"], max((o["audio_stop"] or 0) for o in s["outcomes"].values())) + 0.3
@@ -663,7 +663,7 @@ def plot(report: dict, path: str, n_timelines: int = 4) -> None:
             start = o["bot_start"] or BOT_START
             stop = o["audio_stop"] if o["stopped"] else s["bot_end"]
             ax.broken_barh([(start, stop - start)], (y[name] - 0.35, 0.7), color=colors[name], alpha=0.8)
-            if o["interruption_frame"] is not None:
+            if o["stopped"] and o["interruption_frame"] is not None:
                 ax.plot([o["interruption_frame"]], [y[name]], marker="x", color="black")
         ax.axvline(s["speech_onset"], color="tab:blue", ls=":", lw=1)
         ax.set_yticks([y[r] for r in rows], rows, fontsize=8)
@@ -751,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print(
                 f"error: --plot needs the '{PLOT_DEPENDENCY}' package, which is not installed "
-                f"(pip install {PLOT_DEPENDENCY})",
+                f"(pip install {PLOT_DEPENDENCY}, or this project's bench extra: pip install -e '.[bench]')",
                 file=sys.stderr,
             )
             return 2

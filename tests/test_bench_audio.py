@@ -102,6 +102,15 @@ def test_counts_add_up(report):
             assert m["missed_interrupt_rate"] == pytest.approx(m["n_missed"] / n_stop)
 
 
+def test_plot_writes_a_png(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    from bench.audio import plot
+
+    out = tmp_path / "bench.png"
+    plot(report, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_without_matplotlib_names_the_package():
     pytest.importorskip("numpy")
     try:
