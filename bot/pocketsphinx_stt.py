@@ -309,6 +309,10 @@ class PocketsphinxStream:
         self._silence = 0.0
         self._pipeline_vad_seen = False
         self._confirmed = False
+        # With a pipeline VAD, an interim the VAD has not confirmed waits here: noise
+        # and echo make the internal detector open utterances Silero rejects, and
+        # their made-up words must not reach the barge-in filter.
+        self._pending = ""
         self.audio_time = 0.0
 
     @property
@@ -322,15 +326,22 @@ class PocketsphinxStream:
         self._preroll.clear()
         events = []
         if pre:
-            text = self.rec.feed(pre)
-            if text:
-                events.append(SttEvent("interim", text, self.audio_time, self._confirmed))
+            events += self._interim(self.rec.feed(pre))
         return events
+
+    def _interim(self, text: str) -> list[SttEvent]:
+        if not text:
+            return []
+        if self._pipeline_vad_seen and not self._confirmed:
+            self._pending = text
+            return []
+        return [SttEvent("interim", text, self.audio_time, self._confirmed)]
 
     def _close(self, emit: bool) -> list[SttEvent]:
         text = self.rec.finish()
         confirmed = self._confirmed
         self._confirmed = False
+        self._pending = ""
         self._silence = 0.0
         if emit:
             return [SttEvent("final", text, self.audio_time, confirmed)]
@@ -363,9 +374,7 @@ class PocketsphinxStream:
             if self.internal_onset and self._speech_run >= self.onset_frames:
                 events += self._open()
             return events
-        text = self.rec.feed(pcm)
-        if text:
-            events.append(SttEvent("interim", text, self.audio_time, self._confirmed))
+        events += self._interim(self.rec.feed(pcm))
         if sp:
             self._silence = 0.0
         else:
@@ -377,12 +386,17 @@ class PocketsphinxStream:
             events += self._close(emit=not self._pipeline_vad_seen)
         return events
 
+    def vad_present(self) -> None:
+        """The pipeline has a VAD (its ``SpeechControlParamsFrame`` arrived at start)."""
+        self._pipeline_vad_seen = True
+
     def vad_started(self) -> list[SttEvent]:
         self._pipeline_vad_seen = True
         self._confirmed = True
         if not self.rec.in_utterance:
             return self._open()
-        return []
+        pending, self._pending = self._pending, ""
+        return self._interim(pending)
 
     def vad_stopped(self) -> list[SttEvent]:
         self._pipeline_vad_seen = True
@@ -417,6 +431,7 @@ from pipecat.frames.frames import (  # noqa: E402
     Frame,
     InterimTranscriptionFrame,
     StartFrame,
+    SpeechControlParamsFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -549,6 +564,8 @@ class PocketsphinxSTTService(STTService):
             try:
                 if cmd == "audio":
                     post(stream.process(arg))
+                elif cmd == "vad_present":
+                    stream.vad_present()
                 elif cmd == "vad_start":
                     post(stream.vad_started())
                 elif cmd == "vad_stop":
@@ -604,7 +621,9 @@ class PocketsphinxSTTService(STTService):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         # Tell the decoder before the base class forwards the VAD frame, so the
         # final is on its way as early as possible.
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, SpeechControlParamsFrame) and frame.vad_params is not None:
+            self._send("vad_present")
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._send("vad_start")
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self.request_finalize()

@@ -155,6 +155,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       utterance is decided on the text it has (an interim), or dropped as noise if it
       has none.
     - Speech held longer than ``max_hold_secs`` without a decision is released.
+    - Once VAD frames have been seen in the pipeline, transcripts that no speech
+      start confirms (an STT with its own speech detector hearing noise or echo) do
+      not interrupt: they wait for the VAD, and are dropped as noise at the timeout.
     - If the bot stops speaking while an utterance is held, it is released as a
       normal user turn.
     - A new speech start after the speech stopped closes the held utterance: separate
@@ -268,6 +271,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._uninterruptible_now = False
 
         self._bot_speaking = False
+        # VAD frames flow in this pipeline: words no VAD start confirms are not speech.
+        self._vad_seen = False
         self._speech_sources: set[str] = set()
         self._held: _Utterance | None = None
         # The current utterance was let through (bot silent, or released): its
@@ -417,6 +422,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         await self._evaluate()
 
     def _track_speech(self, frame: Frame):
+        if isinstance(frame, (VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame)):
+            self._vad_seen = True
         source = _SPEECH_STARTS.get(type(frame))
         if source:
             self._speech_sources.add(source)
@@ -428,6 +435,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         utterance = self._held
         complete = not self._speech_sources and utterance.finals and not utterance.interim
         verdict, by_command = self._classifier.explain(utterance.text, partial=not complete)
+        if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance):
+            return  # words without speech: wait for the VAD, or time out as noise
         if verdict == Verdict.INTERRUPTION and utterance.interim and not by_command:
             # A content word in an interim: wait until the STT stands by it.
             if isinstance(utterance.frames[-1], InterimTranscriptionFrame):
@@ -452,10 +461,17 @@ class SoftAckInterruptionFilter(FrameProcessor):
         verdict, by_command = self._classifier.explain(self._held.text)
         if verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
+        elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held):
+            await self._drop("noise", f"{reason}, words without a VAD start")
         elif verdict == Verdict.INTERRUPTION:
             await self._release_or_defer(reason, by_command)
         else:
             await self._drop("backchannel" if verdict == Verdict.BACKCHANNEL else "noise", reason)
+
+    def _unconfirmed(self, utterance: _Utterance) -> bool:
+        """Transcripts with no speech start in a pipeline whose VAD is running: an STT
+        with its own speech detector transcribing noise or the bot's echo."""
+        return self._vad_seen and utterance.speech_started_at is None
 
     def _gate(self, utterance: _Utterance, by_command: bool) -> tuple[str | None, float | None]:
         """Whether an interruption may stop the bot now.

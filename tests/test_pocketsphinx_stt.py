@@ -182,3 +182,28 @@ def test_recognizer_streams_partials():
     final = rec.finish()
     assert len(partials) >= 2
     assert final.startswith("what's the weather")
+
+
+def test_with_a_pipeline_vad_unconfirmed_interims_wait_for_its_start():
+    """Noise and echo open utterances in pocketsphinx's own detector that Silero
+    rejects (bench audio): with a pipeline VAD, their words wait for its start."""
+    from bot.pocketsphinx_stt import PocketsphinxParams, PocketsphinxRecognizer, PocketsphinxStream
+
+    pcm = clip("tell_me_a_story_about_a_dog__joe.wav")
+    chunk = 640  # 20 ms
+
+    def run(vad_present: bool):
+        stream = PocketsphinxStream(PocketsphinxRecognizer(PocketsphinxParams()))
+        if vad_present:
+            stream.vad_present()
+        events = []
+        for i in range(0, len(pcm), chunk):
+            events += stream.process(pcm[i : i + chunk])
+        before_start = [e for e in events if e.kind == "interim"]
+        return before_start, stream.vad_started()
+
+    without_vad, _ = run(vad_present=False)
+    assert without_vad  # the internal detector alone streams interims
+    held, on_start = run(vad_present=True)
+    assert held == []
+    assert [e.kind for e in on_start] == ["interim"] and on_start[0].confirmed

@@ -330,3 +330,19 @@ async def test_interim_before_the_vad_start_is_one_utterance_with_it():
 def test_bad_content_confirmations_is_named():
     with pytest.raises(SoftAckConfigError, match="content_confirmations=.*0"):
         SoftAckInterruptionFilter(content_confirmations=0)
+
+
+async def test_words_without_a_vad_start_are_noise_once_the_vad_is_known():
+    """bench audio: pocketsphinx's own detector transcribed noise ("the starters")."""
+    f = recording_filter(transcript_timeout_secs=0.3)
+    sent = paced(
+        VADUserStartedSpeakingFrame(),  # the VAD runs in this pipeline
+        VADUserStoppedSpeakingFrame(),
+        BotStartedSpeakingFrame(),
+        interim("the"),
+        interim("the starters"),
+        SleepFrame(sleep=0.5),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert not any(isinstance(x, InterimTranscriptionFrame) for x in down)
+    assert [(d.kind, d.text) for d in f.decisions] == [("noise", "the starters")]
