@@ -209,11 +209,12 @@ def test_notice_is_not_interrupted(notice_run: Run):
     assert stopped is not None, f"the notice never ended{run.dump()}"
     assert wait.t < stopped.t, f"the notice ended before the user's words{run.dump()}"
     assert tl.all("interruption", until=stopped.t) == [], f"InterruptionFrame during the notice{run.dump()}"
-    # Its audio played in full: played length ~ synthesized length.
+    # Its audio played in full: nothing of the synthesized speech went missing (under
+    # load, playback gaps may add a little, never remove).
     notice = run.observer.first_context_after(0.0)
     assert notice is not None and notice["secs"] > 15.0, f"the notice's TTS audio is too short{run.dump()}"
     audible = tl.audio_secs(since=started.t, until=stopped.t)
-    assert audible == pytest.approx(notice["speech"], abs=AUDIBLE_VS_SYNTHESIZED), (
+    assert audible >= notice["speech"] - AUDIBLE_VS_SYNTHESIZED, (
         f"played {audible:.2f} s of the notice's {notice['speech']:.2f} s of speech{run.dump()}"
     )
     played = stopped.t - started.t
