@@ -1,4 +1,4 @@
-"""Subcommand dispatcher: ``python -m bench {text,stt,audio,cost} ...``.
+"""Subcommand dispatcher: ``python -m bench {text,stt,audio,cost,results} ...``.
 
 Each subcommand lives in ``bench.<name>`` and is imported only when chosen,
 so a missing or broken benchmark never stops the others. Its ``main(argv)``
@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "stt": "speech-to-text benchmark on audio clips",
     "audio": "end-to-end audio barge-in benchmark",
     "cost": "cost/latency estimate",
+    "results": "regenerate the README's Results section from all of them",
 }
 
 
