@@ -27,6 +27,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     UserBackchannelFrame,
     VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
@@ -59,6 +60,9 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         config_file: TOML file overriding the built-in lists.
         use_interim: Classify interim transcripts too, for earlier interruptions
             (default True, as in ``MinWordsUserTurnStartStrategy``).
+        content_confirmations: Consecutive interims that must hold a content word
+            before it starts the turn (default 2, as in the filter); a command keyword
+            or a final transcript starts it at once.
         **kwargs: Passed to :class:`BaseUserTurnStartStrategy`.
 
     Raises:
@@ -74,6 +78,7 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         language: str | None = None,
         config_file: str | os.PathLike | None = None,
         use_interim: bool = True,
+        content_confirmations: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,7 +93,15 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             config_file=config_file,
         )
         self._use_interim = use_interim
+        if not isinstance(content_confirmations, int) or content_confirmations < 1:
+            raise SoftAckConfigError(
+                f"content_confirmations= must be an integer >= 1, got {content_confirmations!r}"
+            )
+        self._content_confirmations = content_confirmations
         self._bot_speaking = False
+        self._vad_seen = False  # VAD frames flow: words with no VAD start are not speech
+        self._speaking = False
+        self._content_interims = 0
         self._finals: list[str] = []
         self._in_turn = False
 
@@ -115,8 +128,11 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             self._bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._vad_seen, self._speaking = True, False
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            self._finals = []
+            self._finals, self._content_interims = [], 0
+            self._vad_seen, self._speaking = True, True
             if not self._bot_speaking:
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
@@ -138,8 +154,16 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
 
-        verdict = self._classifier.classify(text, partial=not final)
+        verdict, by_command = self._classifier.explain(text, partial=not final)
         logger.debug(f"{self}: [{text}] -> {verdict.name} (final={final}, bot speaking)")
+        if verdict == Verdict.INTERRUPTION and self._vad_seen and not self._speaking and not final:
+            return ProcessFrameResult.CONTINUE  # words without speech: noise or echo
+        if verdict == Verdict.INTERRUPTION and not final and not by_command:
+            self._content_interims += 1  # wait until the STT stands by the word
+            if self._content_interims < self._content_confirmations:
+                return ProcessFrameResult.CONTINUE
+        elif not final:
+            self._content_interims = 0
         if verdict == Verdict.INTERRUPTION:
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP

@@ -123,3 +123,21 @@ async def test_in_the_aggregator_wait_interrupts():
     down, _ = await run_test(aggregator(), frames_to_send=sent)
     assert any(isinstance(f, InterruptionFrame) for f in down)
     assert any(isinstance(f, UserStartedSpeakingFrame) for f in down)
+
+
+async def test_content_word_needs_two_interims_and_noise_without_speech_is_ignored():
+    s = SoftAckUserTurnStartStrategy()
+    r = Recorder(s)
+    await s.process_frame(VADUserStartedSpeakingFrame())  # bot silent: a turn...
+    await s.handle_user_turn_started()
+    await s.handle_user_turn_stopped()  # ...that ended
+    await s.process_frame(VADUserStoppedSpeakingFrame())
+    await s.process_frame(BotStartedSpeakingFrame())
+    r.started = 0
+    assert await s.process_frame(interim("the starters")) == ProcessFrameResult.CONTINUE  # no VAD start
+    await s.process_frame(VADUserStartedSpeakingFrame())
+    assert await s.process_frame(interim("over")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("oh really")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("tell me")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("tell me more")) == ProcessFrameResult.STOP
+    assert r.started == 1
