@@ -93,6 +93,24 @@ async def bot(runner_args):
     await run_bot(transport, choice, agent=agent, handle_sigint=runner_args.handle_sigint)
 
 
+def check_sound_devices() -> None:
+    """Exit with a clear message when there is no default microphone or speaker."""
+    import pyaudio
+
+    audio = pyaudio.PyAudio()
+    try:
+        for kind, probe in (
+            ("microphone", audio.get_default_input_device_info),
+            ("speaker", audio.get_default_output_device_info),
+        ):
+            try:
+                probe()
+            except OSError as e:
+                sys.exit(f"error: --transport local needs a {kind}, and PyAudio finds none ({e})")
+    finally:
+        audio.terminate()
+
+
 async def run_local(choice: ServiceChoice, agent: str = "default"):
     """Talk to the bot through this machine's microphone and speaker."""
     from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
@@ -126,6 +144,7 @@ def main(argv: list[str] | None = None):
         parser.add_argument("-t", "--transport", choices=["local"], help="local audio")
         args = parser.parse_args(argv)
         _CHOICE = choice_from_args(args)
+        check_sound_devices()
         from bot.services import preload
 
         preload(_CHOICE)

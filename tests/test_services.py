@@ -66,3 +66,24 @@ def test_run_py_exits_naming_the_missing_key(monkeypatch):
     monkeypatch.setattr(run, "load_dotenv", lambda **kw: None)
     with pytest.raises(SystemExit, match="OPENAI_API_KEY"):
         run.main(["--llm", "openai"])
+
+
+def test_local_transport_without_a_sound_card_exits_naming_it(monkeypatch):
+    """This CI machine has no sound card: --transport local stops with a clear message."""
+    import pyaudio
+
+    import run
+
+    monkeypatch.setattr(run, "load_dotenv", lambda **kw: None)
+    monkeypatch.setattr(run.asyncio, "run", lambda coro: pytest.fail("the bot ran"))
+
+    class NoDevices:
+        def get_default_input_device_info(self):
+            raise OSError("No Default Input Device Available")
+
+        def terminate(self):
+            pass
+
+    monkeypatch.setattr(pyaudio, "PyAudio", NoDevices)
+    with pytest.raises(SystemExit, match="needs a microphone"):
+        run.main(["--transport", "local", "--stt", "pocketsphinx", "--llm-base-url", "http://127.0.0.1:9/v1", "--tts", "piper"])
