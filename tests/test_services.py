@@ -81,6 +81,9 @@ def test_local_transport_without_a_sound_card_exits_naming_it(monkeypatch):
         def get_default_input_device_info(self):
             raise OSError("No Default Input Device Available")
 
+        def get_default_output_device_info(self):
+            raise OSError("No Default Output Device Available")
+
         def terminate(self):
             pass
 
