@@ -90,7 +90,7 @@ def build_pipeline(
         logger.info(f"Interruption: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
 
     prompt = f"{SYSTEM_PROMPT} {agent.system_hint}".strip()
-    context = LLMContext(messages=[{"role": "system", "content": prompt}])
+    context = LLMContext()
     # Smart Turn's default waits up to 3 s when it judges a turn incomplete, which it
     # often does on short questions (measured: 4.0-4.8 s from VAD stop to first bot
     # audio); 1 s keeps the bot responsive. Default start strategies (VAD, then
@@ -125,7 +125,7 @@ def build_pipeline(
             softack,
             user_aggregator,
             ResumeProcessor(tracker=tracker),
-            create_llm(choice),
+            create_llm(choice, system_instruction=prompt),
             tts,
             output,
             assistant_aggregator,

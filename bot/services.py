@@ -128,8 +128,14 @@ def create_stt(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
     return PocketsphinxSTTService()
 
 
-def create_llm(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
-    """Build the LLM service: OpenAI (or an OpenAI-compatible server), or the local one."""
+def create_llm(
+    choice: ServiceChoice,
+    environ: Mapping[str, str] | None = None,
+    *,
+    system_instruction: str | None = None,
+):
+    """Build the LLM service: OpenAI (or an OpenAI-compatible server), or the local one,
+    with ``system_instruction`` as its system prompt."""
     env = os.environ if environ is None else environ
     if choice.llm == "openai":
         from pipecat.services.openai.llm import OpenAILLMService
@@ -139,15 +145,19 @@ def create_llm(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
             return OpenAILLMService(
                 api_key=env.get(CLOUD_KEYS["openai"]) or "none",
                 base_url=choice.llm_base_url,
-                settings=OpenAILLMService.Settings(model=choice.llm_model or "default"),
+                settings=OpenAILLMService.Settings(
+                    model=choice.llm_model or "default", system_instruction=system_instruction
+                ),
             )
         return OpenAILLMService(
             api_key=env[CLOUD_KEYS["openai"]],
-            settings=OpenAILLMService.Settings(model=choice.llm_model or DEFAULT_OPENAI_MODEL),
+            settings=OpenAILLMService.Settings(
+                model=choice.llm_model or DEFAULT_OPENAI_MODEL, system_instruction=system_instruction
+            ),
         )
     from bot.local_llm import create_local_llm_service
 
-    return create_local_llm_service()
+    return create_local_llm_service(system_instruction=system_instruction)
 
 
 def create_tts(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
