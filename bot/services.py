@@ -180,8 +180,13 @@ def create_tts(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
 def preload(choice: ServiceChoice) -> None:
     """Load what is shared by all sessions once, before the first one.
 
-    The local LLM server is started here (it loads the GGUF model once per process).
+    The local LLM server is started here (it loads the GGUF model once per process),
+    and the Piper voice is loaded into the per-process cache of :mod:`bot.piper_tts`.
     """
+    if choice.tts == "piper":
+        from bot.piper_tts import create_piper_tts_service
+
+        create_piper_tts_service()
     if choice.llm == "local":
         from bot.local_llm import get_shared_local_llm_server
 

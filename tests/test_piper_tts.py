@@ -82,3 +82,11 @@ async def test_piper_speaks(sample_rate):
     # Not silence.
     assert any(f.audio.strip(b"\x00") for f in audio)
     print(f"piper: {duration:.2f}s of audio at {expected_rate} Hz in {elapsed:.2f}s wall")
+
+
+def test_the_voice_is_loaded_once_per_process():
+    """Models load once per process: a second session reuses the loaded Piper voice."""
+    _require_piper()
+    first = create_piper_tts_service()
+    second = create_piper_tts_service()
+    assert first._voice is second._voice
