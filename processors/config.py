@@ -237,3 +237,10 @@ def _check_count(value, source: str) -> int:
     if count < 0 or count != float(value):
         raise SoftAckConfigError(f"{source} must be a whole number >= 0, got {value!r}")
     return count
+
+
+def check_content_confirmations(value) -> int:
+    """Validate ``content_confirmations=`` (an integer >= 1) for the filter and strategy."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SoftAckConfigError(f"content_confirmations= must be an integer >= 1, got {value!r}")
+    return value

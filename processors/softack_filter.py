@@ -44,7 +44,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from processors.classifier import BackchannelClassifier, Verdict, normalize
 from processors.speech import UninterruptibleSpeechFrame
-from processors.config import SoftAckConfigError, load_settings
+from processors.config import SoftAckConfigError, check_content_confirmations, load_settings
 
 # Speech start/stop frames, by source. Speech is "on" while any source has started
 # and not stopped; a start frame arriving while speech is off begins a new utterance.
@@ -229,11 +229,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(content_confirmations, int) or content_confirmations < 1:
-            raise SoftAckConfigError(
-                f"content_confirmations= must be an integer >= 1, got {content_confirmations!r}"
-            )
-        self._content_confirmations = content_confirmations
+        self._content_confirmations = check_content_confirmations(content_confirmations)
         if classifier is not None and any(
             a is not None for a in (soft_acks, command_keywords, language)
         ):

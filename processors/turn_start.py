@@ -33,7 +33,7 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
 from processors.classifier import BackchannelClassifier, Verdict
-from processors.config import SoftAckConfigError
+from processors.config import SoftAckConfigError, check_content_confirmations
 
 
 class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
@@ -93,11 +93,7 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             config_file=config_file,
         )
         self._use_interim = use_interim
-        if not isinstance(content_confirmations, int) or content_confirmations < 1:
-            raise SoftAckConfigError(
-                f"content_confirmations= must be an integer >= 1, got {content_confirmations!r}"
-            )
-        self._content_confirmations = content_confirmations
+        self._content_confirmations = check_content_confirmations(content_confirmations)
         self._bot_speaking = False
         self._vad_seen = False  # VAD frames flow: words with no VAD start are not speech
         self._speaking = False
