@@ -152,6 +152,10 @@ class PocketsphinxRecognizer:
         self._decoder = pocketsphinx.Decoder(**cfg)
         self._add_vocabulary()
         self._in_utt = False
+        self._reset_utterance()
+
+    def _reset_utterance(self) -> None:
+        """Forget the partials of the previous utterance."""
         self._last_partial = ""
         self._candidate = ""
         self._candidate_count = 0
@@ -200,11 +204,7 @@ class PocketsphinxRecognizer:
             self._decoder.end_utt()
         self._decoder.start_utt()
         self._in_utt = True
-        self._last_partial = ""
-        self._candidate = ""
-        self._candidate_count = 0
-        self._since_partial = 0
-        self.samples = 0
+        self._reset_utterance()
 
     @property
     def in_utterance(self) -> bool:

@@ -72,6 +72,16 @@ _GATED = (
     EagerTranscriptionFrame,
 )
 
+# Frames besides the gated ones that change the filter's state.
+_STATEFUL = (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    UninterruptibleSpeechFrame,
+    TTSSpeakFrame,
+    EndFrame,
+    CancelFrame,
+)
+
 DecisionKind = Literal["backchannel", "interruption", "noise", "discarded"]
 SpeechPolicy = Literal["keep", "discard"]
 
@@ -305,6 +315,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
             direction: The direction of frame flow.
         """
         gated = direction == FrameDirection.DOWNSTREAM and isinstance(frame, _GATED)
+        if not gated and not isinstance(frame, _STATEFUL):
+            # The hot path (audio and every other frame): no state, no lock.
+            await super().process_frame(frame, direction)
+            await self.push_frame(frame, direction)
+            return
         # One lock orders frame handling and the decision timer, so released frames
         # never interleave with frames that arrive during the release.
         async with self._lock:
