@@ -8,5 +8,5 @@ Run ``python -m bench <subcommand> ...``:
   benchmarks (``bench.stt``, ``bench.audio``, ``bench.cost``), imported lazily.
 
 Only the standard library is used here; the ``ours`` strategy imports
-``processors`` on demand.
+``pipecat_softack`` on demand.
 """

@@ -261,7 +261,7 @@ def _branch_processors(name: str, watch_filter):
     from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
     from pipecat.turns.user_turn_strategies import default_user_turn_start_strategies
 
-    from processors import SoftAckInterruptionFilter, SoftAckUserTurnStartStrategy
+    from pipecat_softack import SoftAckInterruptionFilter, SoftAckUserTurnStartStrategy
 
     if name == "ours-filter":
         softack = SoftAckInterruptionFilter()

@@ -96,8 +96,8 @@ with contextlib.redirect_stdout(sys.stderr):
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
     from pipecat.workers.runner import WorkerRunner
 
-    from processors import SoftAckInterruptionFilter
-    from processors.classifier import BackchannelClassifier, Verdict
+    from pipecat_softack import SoftAckInterruptionFilter
+    from pipecat_softack.classifier import BackchannelClassifier, Verdict
 
 LOG_LEVEL = "WARNING"
 TARGET_RATIO = 0.5  # filter throughput / IdentityFilter throughput, at least

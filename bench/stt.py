@@ -86,9 +86,9 @@ def keywords_in(text: str) -> list[str]:
 
 def load_classifier():
     try:
-        from processors import BackchannelClassifier, Verdict
+        from pipecat_softack import BackchannelClassifier, Verdict
     except Exception as e:  # noqa: BLE001 - the classifier is optional here
-        print(f"(verdicts skipped: processors.BackchannelClassifier unavailable: {e})", file=sys.stderr)
+        print(f"(verdicts skipped: pipecat_softack.BackchannelClassifier unavailable: {e})", file=sys.stderr)
         return None, None
     return BackchannelClassifier(), Verdict
 

@@ -76,11 +76,11 @@ def vad_only_is_backchannel(text: str) -> bool:
 def make_ours() -> Predicate:
     """Our classifier: BACKCHANNEL and EMPTY verdicts do not interrupt.
 
-    ``processors`` is imported here, not at module import, with stdout sent
+    ``pipecat_softack`` is imported here, not at module import, with stdout sent
     to stderr so that no banner can pollute ``--json`` output.
     """
     with contextlib.redirect_stdout(sys.stderr):
-        from processors import BackchannelClassifier, Verdict
+        from pipecat_softack import BackchannelClassifier, Verdict
 
         clf = BackchannelClassifier()
     passes = {Verdict.BACKCHANNEL, Verdict.EMPTY}

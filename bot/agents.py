@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from processors.user_cut_in import LongTurnCutInStrategy
+from pipecat_softack.user_cut_in import LongTurnCutInStrategy
 
 GREETING = (
     "Hello! I'm a voice assistant that you can interrupt the way you would a person. "

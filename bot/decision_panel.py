@@ -1,6 +1,6 @@
 """Live decisions of the soft-ack filter for browser clients, over RTVI.
 
-:func:`attach_decision_panel` hooks a :class:`~processors.SoftAckInterruptionFilter`'s
+:func:`attach_decision_panel` hooks a :class:`~pipecat_softack.SoftAckInterruptionFilter`'s
 events to RTVI server messages: each decision (a backchannel ignored, an
 interruption released, noise dropped, ...) is pushed as an
 ``RTVIServerMessageFrame``, which Pipecat's RTVI observer sends to the client as a
@@ -23,7 +23,7 @@ from typing import Any
 
 from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 
-from processors import SoftAckInterruptionFilter
+from pipecat_softack import SoftAckInterruptionFilter
 
 MESSAGE_TYPE = "softack-decision"
 EVENTS = ("on_backchannel", "on_interruption_released", "on_noise_dropped", "on_speech_discarded")

@@ -32,8 +32,8 @@ from pipecat.workers.runner import WorkerRunner
 from bot.agents import AGENTS, Agent
 from bot.decision_panel import attach_decision_panel
 from bot.services import ServiceChoice, create_llm, create_stt, create_tts
-from processors import SoftAckInterruptionFilter, speech_frame
-from processors.heard import HeardSpeechTracker, ResumeProcessor
+from pipecat_softack import SoftAckInterruptionFilter, speech_frame
+from pipecat_softack.heard import HeardSpeechTracker, ResumeProcessor
 
 SYSTEM_PROMPT = (
     "You are a friendly, talkative voice assistant. Your words are spoken aloud, so "

@@ -4,18 +4,18 @@
 and ``SoftAckUserTurnStartStrategy`` import Pipecat, so they load on first use.
 """
 
-from processors.classifier import BackchannelClassifier, Verdict, normalize
-from processors.config import SoftAckConfigError, SoftAckSettings, load_settings
+from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
+from pipecat_softack.config import SoftAckConfigError, SoftAckSettings, load_settings
 
 _PIPECAT_EXPORTS = {
-    "SoftAckInterruptionFilter": "processors.softack_filter",
-    "SoftAckDecision": "processors.softack_filter",
-    "SoftAckUserTurnStartStrategy": "processors.turn_start",
-    "HeardSpeechTracker": "processors.heard",
-    "ResumeProcessor": "processors.heard",
-    "BotInterruption": "processors.heard",
-    "say": "processors.speech",
-    "speech_frame": "processors.speech",
+    "SoftAckInterruptionFilter": "pipecat_softack.softack_filter",
+    "SoftAckDecision": "pipecat_softack.softack_filter",
+    "SoftAckUserTurnStartStrategy": "pipecat_softack.turn_start",
+    "HeardSpeechTracker": "pipecat_softack.heard",
+    "ResumeProcessor": "pipecat_softack.heard",
+    "BotInterruption": "pipecat_softack.heard",
+    "say": "pipecat_softack.speech",
+    "speech_frame": "pipecat_softack.speech",
 }
 
 __all__ = [
@@ -34,4 +34,4 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_PIPECAT_EXPORTS[name]), name)
-    raise AttributeError(f"module 'processors' has no attribute {name!r}")
+    raise AttributeError(f"module 'pipecat_softack' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable
 from enum import Enum
 
-from processors.config import SoftAckConfigError, SoftAckSettings, load_settings
+from pipecat_softack.config import SoftAckConfigError, SoftAckSettings, load_settings
 
 
 class Verdict(Enum):
@@ -79,11 +79,11 @@ class BackchannelClassifier:
         language: Built-in defaults to use (``"en"``, ``"es"``); default ``"en"``
             or the ``SOFT_ACK_LANGUAGE`` environment variable.
         config_file: TOML file overriding the built-in lists (see
-            :mod:`processors.config` for the precedence with the environment).
+            :mod:`pipecat_softack.config` for the precedence with the environment).
         settings: Already-resolved settings; excludes the four arguments above.
 
     Raises:
-        SoftAckConfigError: bad settings (see :func:`processors.config.load_settings`),
+        SoftAckConfigError: bad settings (see :func:`pipecat_softack.config.load_settings`),
             a phrase that normalises to nothing, or ``settings`` given together with
             another argument.
     """

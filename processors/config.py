@@ -80,7 +80,7 @@ def available_languages() -> list[str]:
     """Language codes that have built-in defaults (``configs/<code>.toml``)."""
     return sorted(
         p.name.removesuffix(".toml")
-        for p in resources.files("configs").iterdir()
+        for p in resources.files("pipecat_softack.configs").iterdir()
         if p.name.endswith(".toml")
     )
 
@@ -129,7 +129,7 @@ def load_settings(
         raise SoftAckConfigError(
             f"unknown language {source}{lang!r}; built-in languages: {available_languages()}"
         )
-    builtin = _read_toml(resources.files("configs") / f"{lang}.toml", f"built-in {lang}.toml")
+    builtin = _read_toml(resources.files("pipecat_softack.configs") / f"{lang}.toml", f"built-in {lang}.toml")
 
     path = config_file or env.get(ENV_CONFIG_FILE)
     user = _read_toml(Path(path), f"config file {str(path)!r}") if path else {}

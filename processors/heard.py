@@ -30,7 +30,7 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.classifier import normalize
+from pipecat_softack.classifier import normalize
 
 # Phrases that ask the bot to pick up where it was cut, after normalisation; polite
 # fillers around them ("oh sorry, please go on") are ignored.

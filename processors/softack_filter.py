@@ -1,12 +1,16 @@
 """SoftAckInterruptionFilter: a Pipecat FrameProcessor that lets backchannels through
 without stopping the bot.
 
-Place it between the STT service and the user context aggregator, with VAD running
-upstream of it (a ``VADProcessor`` right after ``transport.input()``)::
+Place it between the STT service and the user context aggregator. Either VAD shape
+works: the VAD inside the user aggregator (Pipecat's getting-started examples)::
 
-    pipeline = Pipeline([transport.input(), VADProcessor(vad_analyzer=SileroVADAnalyzer()),
-                         stt, SoftAckInterruptionFilter(), user_aggregator, llm, tts,
-                         transport.output(), assistant_aggregator])
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()))
+    pipeline = Pipeline([transport.input(), stt, SoftAckInterruptionFilter(),
+                         user_aggregator, llm, tts, transport.output(), assistant_aggregator])
+
+or a ``VADProcessor`` right after ``transport.input()``. In the first shape the filter
+takes the VAD over from the aggregator at setup (:mod:`pipecat_softack.placement`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from loguru import logger
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+from pipecat.audio.vad.vad_controller import VADController
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -26,10 +32,12 @@ from pipecat.frames.frames import (
     EagerTranscriptionFrame,
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
+    StartFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
     UserBackchannelFrame,
@@ -37,14 +45,16 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
+    VADParamsUpdateFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.time import time_now_iso8601
 
-from processors.classifier import BackchannelClassifier, Verdict, normalize
-from processors.speech import UninterruptibleSpeechFrame
-from processors.config import SoftAckConfigError, check_content_confirmations, load_settings
+from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
+from pipecat_softack.config import SoftAckConfigError, check_content_confirmations, load_settings
+from pipecat_softack.placement import Placement, inspect_placement
+from pipecat_softack.speech import UninterruptibleSpeechFrame
 
 # Speech start/stop frames, by source. Speech is "on" while any source has started
 # and not stopped; a start frame arriving while speech is off begins a new utterance.
@@ -71,6 +81,9 @@ _GATED = (
     TranscriptionFrame,
     EagerTranscriptionFrame,
 )
+
+# Frames the VAD adopted from the user aggregator analyses (see placement.py).
+_VAD_INPUT = (InputAudioRawFrame, VADParamsUpdateFrame)
 
 # Frames besides the gated ones that change the filter's state.
 _STATEFUL = (
@@ -174,7 +187,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
       utterances are judged separately ("okay" ... "mhm" are two backchannels).
     - Interruption controls, composed with the verdict: while the bot plays
       uninterruptible speech (``uninterruptible=True``, or a ``TTSSpeakFrame`` whose
-      ``interruptible`` is False, e.g. from :func:`processors.say`, or after an
+      ``interruptible`` is False, e.g. from :func:`pipecat_softack.say`, or after an
       ``UninterruptibleSpeechFrame`` from either side), during the first
       ``bot_grace_secs`` of a bot utterance, and while an utterance has fewer than
       ``min_words`` words or ``min_speech_secs`` of speech (command keywords are
@@ -184,6 +197,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
       is dropped and reported (``"discard"``).
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
+    - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
+      inside the downstream user aggregator (``LLMUserAggregatorParams(vad_analyzer=
+      ...)``), the filter takes that VAD over and runs it as a ``VADProcessor`` would,
+      so its frames are gated like a ``VADProcessor``'s. Where it cannot gate turn
+      starts (no user aggregator downstream, placed after it, two VADs), it logs one
+      WARNING at setup naming what to change. :attr:`placement` tells what it found.
 
     Event handlers, each called with ``(filter, decision: SoftAckDecision)``:
     ``on_backchannel``, ``on_interruption_released``, ``on_noise_dropped``,
@@ -193,7 +212,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         classifier: The decision core; by default a :class:`BackchannelClassifier`
             built from the lexicon arguments below.
         soft_acks: Backchannel phrases (replace the defaults; see
-            :mod:`processors.config` for the precedence with environment variables).
+            :mod:`pipecat_softack.config` for the precedence with environment variables).
         command_keywords: Phrases that always interrupt.
         language: Built-in defaults to use: ``"en"`` (default) or ``"es"``.
         config_file: TOML file overriding the built-in lists and timings.
@@ -286,6 +305,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._passing = False
         self._timer: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._placement: Placement | None = None
+        self._vad: VADController | None = None  # adopted from the user aggregator
 
         self._register_event_handler("on_backchannel")
         self._register_event_handler("on_interruption_released")
@@ -307,6 +328,59 @@ class SoftAckInterruptionFilter(FrameProcessor):
         """Whether an utterance is being held right now."""
         return self._held is not None
 
+    @property
+    def placement(self) -> Placement | None:
+        """What the filter found around itself at setup (None before setup)."""
+        return self._placement
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Find the user aggregator downstream, adopt its VAD, warn what cannot work."""
+        await super().setup(setup)
+        self._placement = inspect_placement(self)
+        for warning in self._placement.warnings:
+            logger.warning(f"{self}: cannot gate every user turn start: {warning}")
+        if self._placement.vad_analyzer is not None:
+            self._vad = self._make_vad(
+                self._placement.vad_analyzer, self._placement.audio_idle_timeout
+            )
+            await self._vad.setup(setup)
+            logger.debug(f"{self}: runs the VAD of {self._placement.aggregator}")
+
+    def _make_vad(self, analyzer: VADAnalyzer, audio_idle_timeout: float) -> VADController:
+        """A VAD controller whose frames go out as a ``VADProcessor``'s would, except
+        that the downstream copy passes the gate (the upstream copy is never held:
+        STT services such as Whisper segment on it)."""
+        vad = VADController(analyzer, audio_idle_timeout=audio_idle_timeout)
+
+        async def on_started(_vad):
+            await self._vad_frame(VADUserStartedSpeakingFrame, start_secs=analyzer.params.start_secs)
+
+        async def on_stopped(_vad):
+            await self._vad_frame(VADUserStoppedSpeakingFrame, stop_secs=analyzer.params.stop_secs)
+
+        async def on_activity(_vad):
+            await self._vad_frame(UserSpeakingFrame)
+
+        async def on_push(_vad, frame, direction=FrameDirection.DOWNSTREAM):
+            await self.push_frame(frame, direction)
+
+        async def on_broadcast(_vad, frame_cls, **kwargs):
+            await self.broadcast_frame(frame_cls, **kwargs)
+
+        vad.add_event_handler("on_speech_started", on_started)
+        vad.add_event_handler("on_speech_stopped", on_stopped)
+        vad.add_event_handler("on_speech_activity", on_activity)
+        vad.add_event_handler("on_push_frame", on_push)
+        vad.add_event_handler("on_broadcast_frame", on_broadcast)
+        return vad
+
+    async def _vad_frame(self, frame_cls, **kwargs):
+        downstream, upstream = frame_cls(**kwargs), frame_cls(**kwargs)
+        downstream.broadcast_sibling_id, upstream.broadcast_sibling_id = upstream.id, downstream.id
+        await self.push_frame(upstream, FrameDirection.UPSTREAM)
+        async with self._lock:
+            await self._handle_gated(downstream)
+
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Gate the frames of user utterances while the bot speaks.
 
@@ -319,6 +393,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # The hot path (audio and every other frame): no state, no lock.
             await super().process_frame(frame, direction)
             await self.push_frame(frame, direction)
+            if self._vad is not None and direction == FrameDirection.DOWNSTREAM:
+                # After the push, as VADProcessor does: audio is never delayed.
+                if isinstance(frame, StartFrame):
+                    await self._vad.start()
+                elif isinstance(frame, _VAD_INPUT):
+                    await self._vad.process_frame(frame)
             return
         # One lock orders frame handling and the decision timer, so released frames
         # never interleave with frames that arrive during the release.
@@ -371,11 +451,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
                     self._held = None
                 await self._cancel_timer()
             await self.push_frame(frame, direction)
+            if self._vad is not None and isinstance(frame, (EndFrame, CancelFrame)):
+                await self._vad.stop()
 
     async def cleanup(self):
-        """Cancel the decision timer."""
+        """Cancel the decision timer; release the adopted VAD."""
         await super().cleanup()
         await self._cancel_timer()
+        if self._vad is not None:
+            await self._vad.cleanup()
 
     # -- gating -----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from pipecat.frames.frames import SystemFrame, TTSSpeakFrame
 
 @dataclass
 class UninterruptibleSpeechFrame(SystemFrame):
-    """Announces to :class:`~processors.SoftAckInterruptionFilter` that the bot's next
+    """Announces to :class:`~pipecat_softack.SoftAckInterruptionFilter` that the bot's next
     (or current) speech is uninterruptible.
 
     For code downstream of the filter (e.g. a user turn strategy inside the user
@@ -21,7 +21,7 @@ def speech_frame(text: str, *, interruptible: bool = True, append_to_context: bo
     says stops it.
 
     Pipecat keeps the synthesis and audio of a frame whose ``interruptible`` is False
-    through interruptions; :class:`~processors.SoftAckInterruptionFilter` sees the
+    through interruptions; :class:`~pipecat_softack.SoftAckInterruptionFilter` sees the
     frame go by and holds every user utterance until that speech has been played
     (then releases it as the next user turn, or drops it with
     ``user_speech_during_uninterruptible="discard"``).

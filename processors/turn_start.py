@@ -32,8 +32,8 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
-from processors.classifier import BackchannelClassifier, Verdict
-from processors.config import SoftAckConfigError, check_content_confirmations
+from pipecat_softack.classifier import BackchannelClassifier, Verdict
+from pipecat_softack.config import SoftAckConfigError, check_content_confirmations
 
 
 class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):

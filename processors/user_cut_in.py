@@ -10,7 +10,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 
-from processors.speech import UninterruptibleSpeechFrame, speech_frame
+from pipecat_softack.speech import UninterruptibleSpeechFrame, speech_frame
 
 DEFAULT_CUT_IN_PHRASE = "Sorry, can I pause you there?"
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
@@ -39,7 +39,7 @@ class LongTurnCutInStrategy(BaseUserTurnStopStrategy):
     Counted on the live transcript of the turn, interim included. When the count
     passes the limit, the bot says ``cut_in_phrase`` as uninterruptible speech (an
     ``UninterruptibleSpeechFrame`` goes upstream, so a
-    :class:`~processors.SoftAckInterruptionFilter` holds what the user says over it)
+    :class:`~pipecat_softack.SoftAckInterruptionFilter` holds what the user says over it)
     and the strategy ends the turn. Pipecat 1.14 never ends a turn while the user is
     audibly speaking, so the turn ends, and the LLM answers what the user said, as
     soon as the user yields to the cut-in. The count resets at each turn and after

@@ -78,10 +78,10 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_processors(monkeypatch):
-    mod = types.ModuleType("processors")
+    mod = types.ModuleType("pipecat_softack")
     mod.BackchannelClassifier = FakeClassifier
     mod.Verdict = FakeVerdict
-    monkeypatch.setitem(sys.modules, "processors", mod)
+    monkeypatch.setitem(sys.modules, "pipecat_softack", mod)
 
 
 def _check(metrics, expected):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from processors import BackchannelClassifier, Verdict, normalize
+from pipecat_softack import BackchannelClassifier, Verdict, normalize
 
 BC, INT, EMPTY = Verdict.BACKCHANNEL, Verdict.INTERRUPTION, Verdict.EMPTY
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from processors import BackchannelClassifier, SoftAckConfigError, load_settings
-from processors.config import available_languages
+from pipecat_softack import BackchannelClassifier, SoftAckConfigError, load_settings
+from pipecat_softack.config import available_languages
 
 
 def test_builtin_defaults():

@@ -8,8 +8,8 @@ from pipecat.processors.frameworks.rtvi.models import ServerMessage
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.decision_panel import MESSAGE_TYPE, attach_decision_panel, decision_message
-from processors import SoftAckInterruptionFilter
-from processors.softack_filter import SoftAckDecision
+from pipecat_softack import SoftAckInterruptionFilter
+from pipecat_softack.softack_filter import SoftAckDecision
 from tests.frames import paced, utterance
 
 

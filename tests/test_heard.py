@@ -13,7 +13,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import run_test
 
-from processors.heard import HeardSpeechTracker, ResumeProcessor
+from pipecat_softack.heard import HeardSpeechTracker, ResumeProcessor
 from tests.frames import paced
 
 

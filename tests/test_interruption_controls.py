@@ -13,7 +13,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors import SoftAckConfigError, speech_frame
+from pipecat_softack import SoftAckConfigError, speech_frame
 from tests.frames import final, interim, paced, utterance
 from tests.test_softack_filter import recording_filter, without_bot_frames
 
@@ -141,7 +141,7 @@ async def test_short_speech_below_min_speech_secs_waits_for_the_bot_to_stop():
     ],
 )
 def test_bad_controls_are_named(kwargs, message):
-    from processors import SoftAckInterruptionFilter
+    from pipecat_softack import SoftAckInterruptionFilter
 
     with pytest.raises(SoftAckConfigError, match=message):
         SoftAckInterruptionFilter(**kwargs)

@@ -42,8 +42,8 @@ from bench.audio_timeline import (  # noqa: E402
     run_timeline,
 )
 from bot.agents import AGENTS  # noqa: E402
-from processors.speech import speech_frame  # noqa: E402
-from processors.user_cut_in import DEFAULT_CUT_IN_PHRASE, count_sentences  # noqa: E402
+from pipecat_softack.speech import speech_frame  # noqa: E402
+from pipecat_softack.user_cut_in import DEFAULT_CUT_IN_PHRASE, count_sentences  # noqa: E402
 
 NOTICE = AGENTS["uninterruptible"].greeting
 STOP, WAIT = "stop__joe.wav", "wait__joe.wav"

@@ -19,7 +19,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors import SoftAckConfigError, SoftAckInterruptionFilter
+from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
 from tests.frames import audio, final, interim, paced, utterance
 
 
@@ -260,7 +260,7 @@ async def test_other_frames_and_audio_pass_untouched_while_bot_speaks():
 
 
 def test_classifier_and_lexicon_arguments_are_exclusive():
-    from processors import BackchannelClassifier
+    from pipecat_softack import BackchannelClassifier
 
     with pytest.raises(SoftAckConfigError, match="not both"):
         SoftAckInterruptionFilter(classifier=BackchannelClassifier(), soft_acks=["yeah"])

@@ -24,7 +24,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors import BackchannelClassifier, SoftAckInterruptionFilter, Verdict
+from pipecat_softack import BackchannelClassifier, SoftAckInterruptionFilter, Verdict
 from tests.frames import audio, final, interim
 
 WORDS = ["yeah", "uh-huh", "okay", "mhm", "right", "i", "see", "oh", "but", "wait", "price", "no"]

@@ -19,7 +19,7 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from processors import BackchannelClassifier, SoftAckConfigError, SoftAckUserTurnStartStrategy
+from pipecat_softack import BackchannelClassifier, SoftAckConfigError, SoftAckUserTurnStartStrategy
 from tests.frames import final, interim, paced
 
 

@@ -11,7 +11,7 @@ from pipecat.tests.utils import run_test
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from processors.user_cut_in import LongTurnCutInStrategy, count_sentences
+from pipecat_softack.user_cut_in import LongTurnCutInStrategy, count_sentences
 from tests.frames import final, interim, paced
 
 
@@ -88,7 +88,7 @@ def test_bad_max_sentences_is_named():
 
 async def test_cut_in_tells_the_filter_upstream_and_happens_once_per_long_interim():
     """pocketsphinx's interim repeats the whole utterance: only words after a cut-in count."""
-    from processors.speech import UninterruptibleSpeechFrame
+    from pipecat_softack.speech import UninterruptibleSpeechFrame
 
     strategy = LongTurnCutInStrategy(max_sentences=3)
     agg, _ = aggregator(strategy)
