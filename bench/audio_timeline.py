@@ -766,17 +766,23 @@ def format_figures(tl: Timeline) -> str:
 
 
 def offline_worker(
-    transport: FileAudioTransport, observer: TimelineObserver, agent: str = "default", **params
+    transport: FileAudioTransport,
+    observer: TimelineObserver,
+    agent: str = "default",
+    *,
+    vad_in_aggregator: bool = False,
+    **params,
 ) -> tuple[PipelineWorker, Any, Any]:
     """The reference bot's pipeline (``bot.pipeline.build_pipeline``, offline services,
-    the ``bot.agents`` behaviour ``agent``) on ``transport``, observed. Returns
+    the ``bot.agents`` behaviour ``agent``; Silero inside the user aggregator if
+    ``vad_in_aggregator``) on ``transport``, observed. Returns
     ``(worker, context, softack_filter)``."""
     from bot.agents import AGENTS
     from bot.pipeline import build_pipeline
     from bot.services import choose_services
 
     choice = choose_services("pocketsphinx", "local", "piper")
-    bot = build_pipeline(transport, choice, AGENTS[agent])
+    bot = build_pipeline(transport, choice, AGENTS[agent], vad_in_aggregator=vad_in_aggregator)
     observer.watch_filter(bot.softack)
     worker = PipelineWorker(
         bot.pipeline,
@@ -810,9 +816,11 @@ async def run_offline_barge_in(
     interrupt_delay: float = 4.5,
     linger_secs: float = 3.0,
     max_secs: float = 60.0,
+    vad_in_aggregator: bool = False,
 ) -> tuple[Timeline, Any]:
     """Run the offline bot on ``turn`` then, while it answers, ``backchannel`` and
-    ``interrupt``. Returns ``(timeline, llm_context)``."""
+    ``interrupt`` (Silero inside the user aggregator if ``vad_in_aggregator``).
+    Returns ``(timeline, llm_context)``."""
     from bot.local_llm import get_shared_local_llm_server
 
     await get_shared_local_llm_server().astart()  # off the event loop
@@ -826,7 +834,7 @@ async def run_offline_barge_in(
     tl = Timeline()
     transport = FileAudioTransport(tl, cues)
     observer = TimelineObserver(tl)
-    worker, context, _ = offline_worker(transport, observer)
+    worker, context, _ = offline_worker(transport, observer, vad_in_aggregator=vad_in_aggregator)
     await run_timeline(worker, transport, linger_secs=linger_secs, max_secs=max_secs)
     return tl, context
 

@@ -2,6 +2,10 @@
 
 transport.input() -> VADProcessor(Silero) -> STT -> SoftAckInterruptionFilter ->
 user aggregator -> LLM -> TTS -> transport.output() -> assistant aggregator
+
+With ``vad_in_aggregator=True`` Silero runs inside the user aggregator instead
+(``LLMUserAggregatorParams(vad_analyzer=...)``, the shape of Pipecat's getting-started
+examples); the filter takes it over at setup, so both shapes behave alike.
 """
 
 from __future__ import annotations
@@ -70,7 +74,11 @@ class BotPipeline:
 
 
 def build_pipeline(
-    transport: BaseTransport, choice: ServiceChoice, agent: Agent = AGENTS["default"]
+    transport: BaseTransport,
+    choice: ServiceChoice,
+    agent: Agent = AGENTS["default"],
+    *,
+    vad_in_aggregator: bool = False,
 ) -> BotPipeline:
     """Build the processors of one session.
 
@@ -78,6 +86,8 @@ def build_pipeline(
         transport: Any Pipecat transport with audio in and out.
         choice: Which STT/LLM/TTS to use (see :func:`bot.services.choose_services`).
         agent: The example behaviour (see :mod:`bot.agents`).
+        vad_in_aggregator: Run Silero inside the user aggregator (Pipecat's canonical
+            shape) instead of a ``VADProcessor`` after ``transport.input()``.
     """
     softack = SoftAckInterruptionFilter()
 
@@ -98,9 +108,11 @@ def build_pipeline(
     stop = TurnAnalyzerUserTurnStopStrategy(
         turn_analyzer=LocalSmartTurnAnalyzerV3(params=SmartTurnParams(stop_secs=SMART_TURN_STOP_SECS))
     )
+    vad = SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS))
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad if vad_in_aggregator else None,
             user_turn_strategies=UserTurnStrategies(
                 stop=[
                     *(make() for make in agent.stop_strategies),
@@ -120,7 +132,7 @@ def build_pipeline(
     pipeline = Pipeline(
         [
             transport.input(),
-            VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=VAD_START_SECS))),
+            *([] if vad_in_aggregator else [VADProcessor(vad_analyzer=vad)]),
             create_stt(choice),
             softack,
             user_aggregator,

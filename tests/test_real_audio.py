@@ -34,6 +34,8 @@ SCENARIOS = {
     "sure+no_stop": ("sure__joe.wav", "no_stop__joe.wav"),
     # Once a failure: pocketsphinx's interim "over" released this backchannel.
     "oh_really+wait": ("oh_really__joe.wav", "wait__joe.wav"),
+    # Pipecat's canonical shape: Silero inside the user aggregator, the filter in one line.
+    "vad-in-aggregator:yeah+no_stop": ("yeah__joe.wav", "no_stop__joe.wav"),
 }
 BACKCHANNEL_DELAY = 1.0  # s after the bot starts speaking
 INTERRUPT_DELAY = 4.5  # s after the bot starts speaking (its answer lasts ~40 s)
@@ -93,6 +95,7 @@ def run(request, llm_server) -> Run:
             interrupt_delay=INTERRUPT_DELAY,
             linger_secs=2.5,
             max_secs=45.0,
+            vad_in_aggregator=request.param.startswith("vad-in-aggregator:"),
         )
     )
     result = Run(request.param, tl, context, backchannel, interrupt)
@@ -182,6 +185,20 @@ def test_figures(run: Run):
     assert turn.vad_start is not None and turn.first_interim is not None, run.dump()
     assert turn.stop_to_audio is not None and 0 < turn.stop_to_audio < MAX_TURN_TO_BOT_AUDIO, run.dump()
     print(f"\n[{run.name}] {format_figures(run.tl)}")
+
+
+def test_yeah_to_a_silent_bot_is_answered_in_the_canonical_shape(llm_server):
+    """Silero in the user aggregator: "yeah" said while the bot is silent is a user turn."""
+    tl, context = asyncio.run(
+        run_offline_barge_in(
+            "yeah__joe.wav", None, None, linger_secs=8.0, max_secs=30.0, vad_in_aggregator=True
+        )
+    )
+    run = Run("vad-in-aggregator:silent-yeah", tl, context, "", "")
+    user = [m for m in run.messages() if m.get("role") == "user"]
+    assert user and "yeah" in str(user[0]["content"]).lower(), run.dump()
+    assert tl.all("backchannel_frame") == [], run.dump()
+    assert tl.find("llm_response_start") is not None, f"the LLM never answered{run.dump()}"
 
 
 def _speaking(run: Run, t: float) -> bool:
