@@ -37,15 +37,26 @@ large audio is committed.
 from __future__ import annotations
 
 import hashlib
-import os
-import wave
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.audio_timeline import CLIPS_DIR, SAMPLE_RATE, load_manifest, read_wav
+from bench.audio_io import (  # noqa: F401 - PIPER_VOICE, to_pcm: re-exported
+    CLIPS_DIR,
+    OPEN_CLIPS_DIR,
+    PIPER_VOICE,
+    SAMPLE_RATE,
+    cache_dir,
+    load_manifest,
+    load_piper,
+    piper_say,
+    read_wav,
+    to_array,
+    to_pcm,
+    write_wav,
+)
 
 SR = SAMPLE_RATE
 
@@ -84,7 +95,6 @@ BOT_ANSWERS = [
     "little longer every week, while keeping most of your running slow and easy.",
 ]
 BOT_SPEEDS = (1.0, 1.15)
-PIPER_VOICE = "en_US-joe-medium"
 
 # Pitch/rate factors applied to Piper clips by resampling ("joe-low", "joe-high").
 VOICE_FACTORS = {"": 1.0, "-low": 0.92, "-high": 1.08}
@@ -100,14 +110,6 @@ MIXED_PAIRS = [
 # --------------------------------------------------------------------------- #
 # Audio helpers
 # --------------------------------------------------------------------------- #
-
-
-def to_array(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-
-
-def to_pcm(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
 
 
 def resample_factor(x: np.ndarray, factor: float) -> np.ndarray:
@@ -137,21 +139,6 @@ def speech_rms(x: np.ndarray, start: float, end: float) -> float:
 # --------------------------------------------------------------------------- #
 
 
-def cache_dir() -> Path:
-    d = os.environ.get("BENCH_AUDIO_CACHE") or Path.home() / ".cache" / "pipecat-softack" / "bench-audio"
-    return Path(d)
-
-
-def _write_wav(path: Path, x: np.ndarray):
-    tmp = path.with_suffix(".tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(to_pcm(x))
-    tmp.replace(path)
-
-
 def bot_answers(directory: Path | None = None, log=None) -> dict[tuple[int, float], np.ndarray]:
     """``{(answer index, speed): 16 kHz float32 samples}``, synthesized once with Piper."""
     directory = directory or cache_dir()
@@ -166,32 +153,10 @@ def bot_answers(directory: Path | None = None, log=None) -> dict[tuple[int, floa
                 if voice is None:
                     if log:
                         log(f"synthesizing bot answers with Piper into {directory} (once)")
-                    voice = _load_piper()
-                _write_wav(path, _piper_say(voice, text, speed))
+                    voice = load_piper()
+                write_wav(path, piper_say(voice, text, speed))
             out[(i, speed)] = to_array(read_wav(path))
     return out
-
-
-def _load_piper():
-    from piper import PiperVoice
-
-    from bot.piper_tts import piper_voice_files
-
-    model, config = piper_voice_files(PIPER_VOICE)
-    return PiperVoice.load(str(model), str(config))
-
-
-def _piper_say(voice, text: str, speed: float) -> np.ndarray:
-    import soxr
-    from piper import SynthesisConfig
-
-    cfg = SynthesisConfig(length_scale=1.0 / speed, noise_scale=0.0, noise_w_scale=0.0)
-    x = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, cfg)]).astype(np.float32)
-    sr = voice.config.sample_rate
-    if sr != SR:
-        x = soxr.resample(x / 32768.0, sr, SR, quality="HQ") * 32768.0
-    # Same level as the committed clips (peak 0.7 of full scale).
-    return (x * (0.7 * 32767.0 / (float(np.abs(x).max()) or 1.0))).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- #

@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import statistics
 import sys
 import time
-import wave
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,9 +77,19 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
-ROOT = Path(__file__).resolve().parent.parent
-CLIPS_DIR = ROOT / "tests" / "audio"
-SAMPLE_RATE = 16000
+# The bottom layer, re-exported: tests and the benches import these from here too.
+from bench.audio_io import (  # noqa: F401
+    CLIPS_DIR,
+    OPEN_CLIPS_DIR,
+    ROOT,
+    SAMPLE_RATE,
+    Clip,
+    load_clip,
+    load_manifest,
+    piper_clip,
+    read_wav,
+)
+
 CHUNK_SECS = 0.02
 CHUNK_BYTES = int(SAMPLE_RATE * CHUNK_SECS) * 2
 # Gap between played output chunks that ends a run of bot audio.
@@ -91,93 +99,6 @@ AUDIO_RUN_GAP_SECS = 0.15
 # --------------------------------------------------------------------------- #
 # Clips and cues
 # --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Clip:
-    """16 kHz mono 16-bit PCM to play into the microphone.
-
-    Attributes:
-        name: Label in the timeline (the file name for committed clips).
-        pcm: The audio.
-        text: What is said (from the manifest), for display.
-        label: BACKCHANNEL, TURN or NOISE (from the manifest), or "".
-        speech_start: Seconds from the clip start to the speech onset.
-        speech_end: Seconds from the clip start to the end of the speech.
-    """
-
-    name: str
-    pcm: bytes
-    text: str = ""
-    label: str = ""
-    speech_start: float = 0.0
-    speech_end: float | None = None
-
-    @property
-    def duration(self) -> float:
-        return len(self.pcm) / (2 * SAMPLE_RATE)
-
-
-def read_wav(path: str | Path) -> bytes:
-    """PCM of a 16 kHz mono 16-bit WAV file (raises ValueError otherwise)."""
-    with wave.open(str(path), "rb") as w:
-        fmt = (w.getframerate(), w.getnchannels(), w.getsampwidth())
-        if fmt != (SAMPLE_RATE, 1, 2):
-            raise ValueError(f"{path}: need 16 kHz mono 16-bit PCM, got {fmt}")
-        return w.readframes(w.getnframes())
-
-
-def piper_clip(
-    text: str, name: str | None = None, *, speed: float = 1.0, lead_secs: float = 0.25,
-    tail_secs: float = 0.3, cache_dir: str | Path | None = None,
-) -> Clip:  # fmt: skip
-    """A clip of ``text`` said by the offline Piper voice (``en_US-joe-medium``, the
-    voice of the committed ``__joe`` clips, same level), with ``lead_secs`` of silence
-    before the speech and ``tail_secs`` after it. Synthesized once and cached as a WAV
-    (``cache_dir``, default ``$TMPDIR/pipecat-softack-clips``); ``speech_start`` and
-    ``speech_end`` are set from the padding."""
-    import hashlib
-    import tempfile
-
-    from bench.audio_scenarios import PIPER_VOICE, _load_piper, _piper_say, to_pcm
-
-    directory = Path(cache_dir or Path(tempfile.gettempdir()) / "pipecat-softack-clips")
-    key = hashlib.sha1(f"{PIPER_VOICE}|{speed}|{lead_secs}|{tail_secs}|{text}".encode()).hexdigest()[:12]
-    path = directory / f"piper_{key}.wav"
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        pad = lambda secs: bytes(2 * int(secs * SAMPLE_RATE))  # noqa: E731
-        pcm = pad(lead_secs) + to_pcm(_piper_say(_load_piper(), text, speed)) + pad(tail_secs)
-        tmp = path.with_suffix(f".{id(pcm)}.tmp")
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(pcm)
-        tmp.replace(path)
-    pcm = read_wav(path)
-    end = len(pcm) / (2 * SAMPLE_RATE) - tail_secs
-    return Clip(name or path.name, pcm, text=text, label="TURN", speech_start=lead_secs, speech_end=round(end, 3))
-
-
-def load_manifest(clips_dir: str | Path = CLIPS_DIR) -> dict[str, dict[str, str]]:
-    """Rows of ``clips.tsv`` by file name."""
-    with open(Path(clips_dir) / "clips.tsv", newline="") as f:
-        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
-
-
-def load_clip(file: str, clips_dir: str | Path = CLIPS_DIR) -> Clip:
-    """A committed clip with its manifest row (text, label, speech onset/end)."""
-    row = load_manifest(clips_dir).get(file, {})
-    end = row.get("speech_end")
-    return Clip(
-        name=file,
-        pcm=read_wav(Path(clips_dir) / file),
-        text=row.get("text", ""),
-        label=row.get("label", ""),
-        speech_start=float(row.get("speech_start") or 0.0),
-        speech_end=float(end) if end else None,
-    )
 
 
 @dataclass
