@@ -7,9 +7,10 @@ cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # portaudio19-dev: PyAudio for --transport local. chromium, iproute2: the browser
-# test (tests/e2e). npm: builds the browser client.
+# test (tests/e2e). npm: builds the browser client. espeak-ng, sox: regenerate the
+# synthetic test clips (tests/audio/make_clips.py, tests/audio/open/make_clips.py).
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 >/dev/null
+$SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 espeak-ng sox >/dev/null
 command -v npm >/dev/null || $SUDO apt-get install -y -qq npm >/dev/null
 
 python3 -m venv .venv
