@@ -51,8 +51,10 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.time import time_now_iso8601
 
+from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
 from pipecat_softack.config import SoftAckConfigError, check_content_confirmations, load_settings
+from pipecat_softack.echo import echo_explains
 from pipecat_softack.placement import Placement, inspect_placement
 from pipecat_softack.speech import UninterruptibleSpeechFrame
 
@@ -95,7 +97,7 @@ _STATEFUL = (
     CancelFrame,
 )
 
-DecisionKind = Literal["backchannel", "interruption", "noise", "discarded"]
+DecisionKind = Literal["backchannel", "interruption", "noise", "echo", "discarded"]
 SpeechPolicy = Literal["keep", "discard"]
 
 
@@ -106,7 +108,9 @@ class SoftAckDecision:
     Attributes:
         kind: ``"backchannel"`` (dropped, reported as ``UserBackchannelFrame``),
             ``"interruption"`` (held frames released in order), ``"noise"`` (voice
-            activity with no words, dropped) or ``"discarded"`` (said during
+            activity with no words, dropped), ``"echo"`` (words the bot's own recent
+            speech explains, dropped; see :mod:`pipecat_softack.echo`) or
+            ``"discarded"`` (said during
             uninterruptible speech with ``user_speech_during_uninterruptible=
             "discard"``, dropped).
         text: What the user said so far (finals joined, then the latest interim).
@@ -195,6 +199,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
       clears, then released. After uninterruptible speech, what the user said
       becomes the next user turn (``user_speech_during_uninterruptible="keep"``) or
       is dropped and reported (``"discard"``).
+    - Echo rejection (``echo_rejection=True``): the filter records what the output
+      transport has played (a :class:`BotSpeechRecord` observer it adds to the
+      pipeline worker at setup). A held utterance whose words the bot's own words
+      since ``echo_window_secs`` before the speech began explain (a fuzzy match that
+      tolerates recognizer errors; rule in :mod:`pipecat_softack.echo`) never
+      interrupts: it is dropped as ``"echo"`` when it ends. Any word of the user's
+      own, such as "wait" in "wait, the price?", makes it an interruption.
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
     - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
@@ -206,7 +217,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
     Event handlers, each called with ``(filter, decision: SoftAckDecision)``:
     ``on_backchannel``, ``on_interruption_released``, ``on_noise_dropped``,
-    ``on_speech_discarded``.
+    ``on_echo_dropped``, ``on_speech_discarded``.
 
     Args:
         classifier: The decision core; by default a :class:`BackchannelClassifier`
@@ -232,6 +243,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
         user_speech_during_uninterruptible: ``"keep"`` (default): what the user says
             during uninterruptible speech becomes the next user turn when it ends;
             ``"discard"``: it is dropped and reported (``on_speech_discarded``).
+        echo_rejection: Drop held utterances the bot's own recent words explain
+            (default True).
+        echo_window_secs: Seconds before the user's speech began from which the bot's
+            played words count as possible echo (default 2.0: a streaming STT's
+            latency plus an echo path's delay; the text playing at that moment always
+            counts).
+        bot_speech: The record of played bot speech to read; by default the filter
+            makes one and adds it to the pipeline worker's observers at setup.
         **kwargs: Passed to :class:`FrameProcessor`.
 
     Raises:
@@ -255,6 +274,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         bot_grace_secs: float | None = None,
         uninterruptible: bool = False,
         user_speech_during_uninterruptible: SpeechPolicy = "keep",
+        echo_rejection: bool = True,
+        echo_window_secs: float = 2.0,
+        bot_speech: BotSpeechRecord | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -281,7 +303,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 "user_speech_during_uninterruptible= must be 'keep' or 'discard', got "
                 f"{user_speech_during_uninterruptible!r}"
             )
+        if not isinstance(echo_window_secs, (int, float)) or not 0 <= echo_window_secs < float("inf"):
+            raise SoftAckConfigError(
+                f"echo_window_secs= must be a number of seconds >= 0, got {echo_window_secs!r}"
+            )
         self._classifier = classifier or BackchannelClassifier(settings=settings)
+        self._echo_rejection = echo_rejection
+        self._echo_window = float(echo_window_secs)
+        self._own_bot_speech = bot_speech is None  # ours to add to the worker at setup
+        self._bot_speech = bot_speech or BotSpeechRecord()
         self._transcript_timeout = settings.transcript_timeout_secs
         self._max_hold = settings.max_hold_secs
         self._min_words = settings.min_words
@@ -311,6 +341,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._register_event_handler("on_backchannel")
         self._register_event_handler("on_interruption_released")
         self._register_event_handler("on_noise_dropped")
+        self._register_event_handler("on_echo_dropped")
         self._register_event_handler("on_speech_discarded")
 
     @property
@@ -329,6 +360,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         return self._held is not None
 
     @property
+    def bot_speech(self) -> BotSpeechRecord:
+        """The record of played bot speech the filter reads (echo, context)."""
+        return self._bot_speech
+
+    @property
     def placement(self) -> Placement | None:
         """What the filter found around itself at setup (None before setup)."""
         return self._placement
@@ -336,6 +372,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def setup(self, setup: FrameProcessorSetup):
         """Find the user aggregator downstream, adopt its VAD, warn what cannot work."""
         await super().setup(setup)
+        if self._own_bot_speech and setup.pipeline_worker is not None:
+            setup.pipeline_worker.add_observer(self._bot_speech)
         self._placement = inspect_placement(self)
         for warning in self._placement.warnings:
             logger.warning(f"{self}: cannot gate every user turn start: {warning}")
@@ -532,6 +570,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
         verdict, by_command = self._classifier.explain(utterance.text, partial=not complete)
         if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance):
             return  # words without speech: wait for the VAD, or time out as noise
+        if verdict == Verdict.INTERRUPTION and self._is_echo(utterance, by_command):
+            if complete:
+                await self._drop("echo", "utterance ended")
+            return  # the bot's own words so far: wait for more, or drop at the end
         if verdict == Verdict.INTERRUPTION and utterance.interim and not by_command:
             # A content word in an interim: wait until the STT stands by it.
             if isinstance(utterance.frames[-1], InterimTranscriptionFrame):
@@ -554,7 +596,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         pipeline is ending: held frames are released, never lost).
         """
         verdict, by_command = self._classifier.explain(self._held.text)
-        if verdict == Verdict.INTERRUPTION and force:
+        if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
+            await self._drop("echo", reason)
+        elif verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
         elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held):
             await self._drop("noise", f"{reason}, words without a VAD start")
@@ -562,6 +606,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
             await self._release_or_defer(reason, by_command)
         else:
             await self._drop("backchannel" if verdict == Verdict.BACKCHANNEL else "noise", reason)
+
+    def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
+        """The bot's own words, played from ``echo_window_secs`` before the speech
+        began, explain what was heard (:func:`pipecat_softack.echo.echo_explains`)."""
+        if not self._echo_rejection:
+            return False
+        began = utterance.speech_started_at or utterance.started_at
+        bot_words = self._bot_speech.tokens_since(began - self._echo_window)
+        return echo_explains(normalize(utterance.text), bot_words, has_command=by_command)
 
     def _unconfirmed(self, utterance: _Utterance) -> bool:
         """Transcripts with no speech start in a pipeline whose VAD is running: an STT
@@ -646,6 +699,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             "backchannel": "on_backchannel",
             "interruption": "on_interruption_released",
             "noise": "on_noise_dropped",
+            "echo": "on_echo_dropped",
             "discarded": "on_speech_discarded",
         }[kind]
         # Non-sync event handlers run in their own tasks: a slow one never delays frames.
@@ -686,7 +740,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 await on_fire()
 
     async def _on_max_hold(self):
-        await self._release_or_defer("max hold", False)
+        verdict, by_command = self._classifier.explain(self._held.text, partial=True)
+        if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
+            await self._drop("echo", "max hold")  # the bot hearing itself at length
+        else:
+            await self._release_or_defer("max hold", False)
 
     async def _on_recheck(self):
         reason, by_command = self._held.recheck

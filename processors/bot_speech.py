@@ -1,0 +1,101 @@
+"""What the bot has said aloud, and when: the record echo rejection and the
+classifier's context read.
+
+Pipecat's output transport pushes each ``TTSTextFrame`` on only once the audio queued
+before it has played (``pipecat/transports/base_output.py``), so the moment the output
+transport pushes one is the moment its text starts playing: sentence by sentence with
+Piper, word by word with TTS services that give word timestamps (Cartesia, ElevenLabs).
+:class:`BotSpeechRecord` is a Pipecat observer that keeps those texts with their play
+times; the soft-ack filter adds its own record to the pipeline worker at setup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from pipecat.frames.frames import TTSTextFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_output import BaseOutputTransport
+
+from pipecat_softack.classifier import normalize
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """One text the bot played.
+
+    Attributes:
+        t: ``time.monotonic()`` seconds when it started playing.
+        text: The text as the TTS was given it.
+        tokens: ``normalize(text)``.
+    """
+
+    t: float
+    text: str
+    tokens: tuple[str, ...]
+
+
+class BotSpeechRecord(BaseObserver):
+    """The texts the bot's output transport has played, newest last.
+
+    Args:
+        keep_secs: Seconds of played text to keep (default 30.0); the newest
+            ``max_entries`` entries are kept whatever their age.
+        max_entries: Bound on the entries kept (default 64), so a long session uses
+            constant memory.
+
+    Raises:
+        ValueError: ``keep_secs`` not positive or ``max_entries`` below 1.
+    """
+
+    def __init__(self, *, keep_secs: float = 30.0, max_entries: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        if not keep_secs > 0:
+            raise ValueError(f"keep_secs must be a positive number of seconds, got {keep_secs!r}")
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        self._keep_secs = keep_secs
+        self._spoken: deque[Spoken] = deque(maxlen=max_entries)
+
+    async def on_push_frame(self, data: FramePushed):
+        """Record a ``TTSTextFrame`` as the output transport pushes it on (played)."""
+        if (
+            isinstance(data.frame, TTSTextFrame)
+            and data.direction == FrameDirection.DOWNSTREAM
+            and isinstance(data.source, BaseOutputTransport)
+        ):
+            self.add(data.frame.text)
+
+    def add(self, text: str, t: float | None = None):
+        """Record ``text`` as starting to play at ``t`` (default: now, monotonic seconds)."""
+        tokens = normalize(text or "")
+        if not tokens:
+            return
+        now = time.monotonic() if t is None else t
+        self._spoken.append(Spoken(now, text, tokens))
+        while self._spoken and self._spoken[0].t < now - self._keep_secs and len(self._spoken) > 1:
+            self._spoken.popleft()
+
+    def tokens_since(self, t: float) -> list[str]:
+        """Tokens of every text that started playing at or after ``t``, and of the one
+        that was playing at ``t`` (it may still have been heard after ``t``)."""
+        tokens: list[str] = []
+        playing = None
+        for spoken in self._spoken:
+            if spoken.t < t:
+                playing = spoken
+            else:
+                tokens.extend(spoken.tokens)
+        return [*(playing.tokens if playing else ()), *tokens]
+
+    def last_text(self) -> str | None:
+        """The text the bot played last (the classifier's context), or None."""
+        return self._spoken[-1].text if self._spoken else None
+
+    def clear(self):
+        """Forget everything played (a new session)."""
+        self._spoken.clear()
+

@@ -1,0 +1,80 @@
+"""Echo rejection: is what the STT heard the bot's own recent words coming back?
+
+On a laptop without headphones the microphone hears the bot, and the STT transcribes
+it, with recognizer errors ("i'm pretty", "i but per"). Pure Python, no Pipecat import.
+
+The rule (:func:`echo_explains`): every word heard must be explained by a word the bot
+played since shortly before the user's speech began; a word is explained by the same
+word, or, for words of four letters or more, by a bot word that it is a prefix of or
+that is similar enough (``difflib`` ratio at least ``min_ratio``, which tolerates
+recognizer errors such as "pretty"/"pritty"). Short words (three letters or fewer,
+"no", "not", "now") must match exactly, so "no" is never taken for the bot's "not".
+At most ``1 - min_share`` of the words may be unexplained, except in an utterance
+holding a command keyword, where every word must be explained: "wait, the price?"
+interrupts even while the bot is saying "the price is", since the bot never said
+"wait". A user who only repeats the bot's own recent words, with nothing of their
+own, is taken for echo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from difflib import SequenceMatcher
+
+# Defaults, chosen on the reasoning above (not fitted on any set): a recognizer error
+# keeps most letters of a word ("pretty" -> "pritty" is 0.83); a share of 3/4 lets one
+# word in four be a misrecognition no bot word explains.
+DEFAULT_MIN_RATIO = 0.75
+DEFAULT_MIN_SHARE = 0.75
+_SHORT = 3  # letters; words this short must match exactly
+
+
+def _explained(word: str, bot: set[str], min_ratio: float) -> bool:
+    if word in bot:
+        return True
+    if len(word) <= _SHORT:
+        return False
+    for b in bot:
+        if len(b) > _SHORT and (
+            b.startswith(word) or SequenceMatcher(None, word, b).ratio() >= min_ratio
+        ):
+            return True
+    return False
+
+
+def echo_explains(
+    heard: Sequence[str],
+    bot_words: Iterable[str],
+    *,
+    has_command: bool = False,
+    min_ratio: float = DEFAULT_MIN_RATIO,
+    min_share: float = DEFAULT_MIN_SHARE,
+) -> bool:
+    """Whether the bot's recent words explain the words heard (see the module rule).
+
+    Args:
+        heard: The utterance's tokens (``normalize`` output); ``"?"`` is ignored.
+        bot_words: Tokens the bot played around the utterance.
+        has_command: The utterance holds a command keyword: every word must be
+            explained.
+        min_ratio: Similarity (0..1) at which a word of four letters or more is
+            explained by a bot word (default 0.75).
+        min_share: Share (0..1] of words that must be explained (default 0.75).
+
+    Returns:
+        False for an utterance with no words or when the bot said nothing.
+
+    Raises:
+        ValueError: ``min_ratio`` or ``min_share`` outside (0, 1].
+    """
+    for name, value in (("min_ratio", min_ratio), ("min_share", min_share)):
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    words = [w for w in heard if w != "?"]
+    bot = set(bot_words)
+    if not words or not bot:
+        return False
+    explained = sum(_explained(w, bot, min_ratio) for w in words)
+    if has_command:
+        return explained == len(words)
+    return explained >= min_share * len(words)

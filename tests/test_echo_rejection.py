@@ -1,0 +1,145 @@
+"""Echo rejection: the bot's own recent words coming back through the microphone never
+interrupt it, while a user who adds a word of their own still does."""
+
+import time
+
+import pytest
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    TTSTextFrame,
+    UserBackchannelFrame,
+    VADUserStartedSpeakingFrame,
+)
+from pipecat.observers.base_observer import FramePushed
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import run_test
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import TransportParams
+
+from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
+from pipecat_softack.bot_speech import BotSpeechRecord
+from pipecat_softack.classifier import normalize
+from pipecat_softack.echo import echo_explains
+from tests.frames import paced, utterance
+
+BOT = "I'm pretty sure the price is twenty dollars, but let me check the other store."
+
+
+def explains(heard: str, bot: str = BOT, **kw) -> bool:
+    return echo_explains(normalize(heard), normalize(bot), **kw)
+
+
+@pytest.mark.parametrize(
+    "heard",
+    ["i'm pretty", "I'm pretty sure.", "i'm pritty sure the", "twenty dollars", "the price", "let me chec"],
+)
+def test_the_bots_own_words_with_recognizer_errors_are_echo(heard):
+    assert explains(heard)
+
+
+@pytest.mark.parametrize(
+    "heard, has_command",
+    [
+        ("wait, the price?", True),  # the user's own "wait"
+        ("no", True),  # short words match exactly: "no" is not the bot's "not"/"now"
+        ("what about tomorrow", False),
+        ("i'm pretty sure you're wrong about that", False),
+    ],
+)
+def test_a_word_of_the_users_own_makes_it_theirs(heard, has_command):
+    assert not explains(heard, "I'm not sure now, the price may change.", has_command=has_command)
+
+
+def test_nothing_heard_or_nothing_said_is_not_echo():
+    assert not explains("", BOT)
+    assert not explains("the price", "")
+
+
+@pytest.mark.parametrize("bad", [{"min_ratio": 0}, {"min_share": 1.5}])
+def test_bad_thresholds_are_named(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        explains("the price", **bad)
+
+
+def test_record_keeps_what_the_output_transport_played():
+    record = BotSpeechRecord()
+    output = BaseOutputTransport(TransportParams())
+    other = FrameProcessor()
+
+    async def push(source, text):
+        await record.on_push_frame(
+            FramePushed(source=source, destination=other, frame=TTSTextFrame(text, aggregated_by="sentence"),
+                        direction=FrameDirection.DOWNSTREAM, timestamp=0)
+        )
+
+    import asyncio
+
+    asyncio.run(push(other, "Sent to the TTS, not played yet."))
+    assert record.last_text() is None
+    asyncio.run(push(output, "Played."))
+    assert record.last_text() == "Played."
+    t = time.monotonic()
+    record.add("Later.", t + 10)
+    assert record.tokens_since(t + 5) == ["played", "later"]  # the one playing at t+5, then later
+
+
+def test_record_is_bounded_and_checks_its_arguments():
+    record = BotSpeechRecord(max_entries=3)
+    for i in range(10):
+        record.add(f"sentence {i}", t=float(i))
+    assert record.tokens_since(0.0) == ["sentence", "7", "sentence", "8", "sentence", "9"]
+    with pytest.raises(ValueError, match="keep_secs"):
+        BotSpeechRecord(keep_secs=0)
+    with pytest.raises(SoftAckConfigError, match="echo_window_secs"):
+        SoftAckInterruptionFilter(echo_window_secs=-1)
+
+
+def recording_filter(**kwargs):
+    f = SoftAckInterruptionFilter(**kwargs)
+    f.decisions = []
+    for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped", "on_echo_dropped"):
+
+        @f.event_handler(event)
+        async def record(_filter, decision):
+            _filter.decisions.append(decision)
+
+    return f
+
+
+async def test_echo_of_the_bot_is_dropped_and_reported_never_an_interruption():
+    record = BotSpeechRecord()
+    record.add(BOT)
+    f = recording_filter(bot_speech=record)
+    sent = paced(BotStartedSpeakingFrame(), *utterance("i'm", "i'm pretty", final_text="I'm pretty sure."))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [(d.kind, d.reason) for d in f.decisions] == [("echo", "utterance ended")]
+    assert not any(isinstance(x, (VADUserStartedSpeakingFrame, UserBackchannelFrame)) for x in down)
+
+
+async def test_wait_the_price_over_the_bot_saying_the_price_interrupts():
+    record = BotSpeechRecord()
+    record.add(BOT)
+    f = recording_filter(bot_speech=record)
+    sent = paced(BotStartedSpeakingFrame(), *utterance("wait", "wait the price", final_text="Wait, the price?"))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
+    assert any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
+
+
+async def test_echo_rejection_off_lets_the_echo_interrupt():
+    record = BotSpeechRecord()
+    record.add(BOT)
+    f = recording_filter(bot_speech=record, echo_rejection=False)
+    sent = paced(BotStartedSpeakingFrame(), *utterance("i'm pretty", final_text="I'm pretty sure."))
+    await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
+
+
+async def test_words_the_bot_said_long_before_the_speech_are_not_echo():
+    record = BotSpeechRecord()
+    record.add("The price is twenty dollars.", t=time.monotonic() - 20)
+    record.add("Shipping takes a week.", t=time.monotonic() - 10)  # playing when the user speaks
+    f = recording_filter(bot_speech=record)
+    sent = paced(BotStartedSpeakingFrame(), *utterance("the price", final_text="The price?"))
+    await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
