@@ -1,9 +1,31 @@
-"""STT benchmark: PocketSphinx on the committed clips (tests/audio/clips.tsv).
+"""STT benchmark: the offline ears on the committed clips, per clip set.
 
-    python -m bench stt [--clips tests/audio/clips.tsv] [--vad-start-secs 0.2]
-                        [--vad-stop-secs 0.2] [--softack-boost W] [--command-boost W]
-                        [--stable-chunks N] [--verbose] [--tsv OUT]
+    python -m bench stt [--stt pocketsphinx,whisper,hybrid] [--set tuned,open]
+                        [--clips FILE.tsv] [--vad-start-secs 0.2] [--vad-stop-secs 0.2]
+                        [--softack-boost W] [--command-boost W] [--stable-chunks N]
+                        [--verbose] [--tsv OUT] [--json]
     python -m bench.stt ...            (same)
+
+Sets (``--set``, default both, each reported on its own): ``tuned`` =
+``tests/audio/clips.tsv``, the clips every STT default (PocketSphinx's boosts and
+pronunciations, this bench's settings, the choice of the bot's default ear) was
+chosen on; ``open`` = ``tests/audio/open/clips.tsv``, open-vocabulary phrases,
+voices and speeds that no default was chosen on (held out: never tune on it).
+``--clips`` runs one other manifest instead. All clips are synthetic speech
+(Piper, espeak-ng; tests/audio/README.md).
+
+Ears (``--stt``, default all three, one block each, then one summary table):
+
+* ``pocketsphinx``: the streaming ``PocketsphinxStream`` path below;
+* ``whisper``: Pipecat's ``WhisperSTTService.run_stt`` on Whisper base
+  (bot/whisper_stt.py) on the segment ``SegmentedSTTService`` would send it: up to
+  1 s of audio before the VAD start, the speech to the VAD stop, 0.5 s of silence.
+  No interims. NOISE clips (no VAD events) are transcribed whole, as if the VAD had
+  fired on them (the worst case);
+* ``hybrid``: PocketSphinx's interims passed on only when they hold a command
+  keyword (``bot.whisper_stt.create_command_word_stt``), Whisper's final.
+
+PocketSphinx details:
 
 It runs the exact decoder code path of ``PocketsphinxSTTService`` (the
 ``PocketsphinxStream`` state machine its worker thread runs) over every clip,
@@ -37,14 +59,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 import time
-import wave
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CLIPS = ROOT / "tests" / "audio" / "clips.tsv"
+from bench.audio_io import CLIP_SETS, ROOT, read_wav
+
+DEFAULT_CLIPS = CLIP_SETS["tuned"] / "clips.tsv"
 CHUNK_S = 0.02
 SR = 16000
 
@@ -94,14 +117,15 @@ def load_classifier():
 
 
 def read_pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as w:
-        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SR, 1, 2):
-            raise ValueError(f"{path}: need 16 kHz mono 16-bit")
-        return w.readframes(w.getnframes())
+    """PCM of a 16 kHz mono 16-bit WAV (the harness's reader, bench/audio_io.py)."""
+    return read_wav(path)
 
 
-def run_clip(stream, pcm: bytes, row: dict, vad_start: float, vad_stop: float) -> dict:
-    """Feed one clip; return final text, first interim and virtual-clock latencies."""
+def run_clip(stream, pcm: bytes, row: dict, vad_start: float, vad_stop: float, keep_interim=None) -> dict:
+    """Feed one clip; return final text, first interim and virtual-clock latencies.
+
+    ``keep_interim(text) -> bool``, if given, drops the interims it rejects (the
+    hybrid ear passes on command-keyword interims only)."""
     speech = row["label"] != "NOISE"
     onset, end = float(row["speech_start"]), float(row["speech_end"])
     t_vad_start = onset + vad_start if speech else None
@@ -133,7 +157,7 @@ def run_clip(stream, pcm: bytes, row: dict, vad_start: float, vad_stop: float) -
             events += [(busy_until, ev) for ev in evs]
     events += [(busy_until, ev) for ev in stream.flush()]
     stream.reset()
-    interims = [(t, e) for t, e in events if e.kind == "interim"]
+    interims = [(t, e) for t, e in events if e.kind == "interim" and (keep_interim is None or keep_interim(e.text))]
     finals = [(t, e) for t, e in events if e.kind == "final" and e.text]
     out = {
         "final": " ".join(e.text for _, e in finals),
@@ -158,50 +182,80 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench stt", description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="manifest TSV (default: %(default)s)")
-    ap.add_argument("--vad-start-secs", type=float, default=0.2)
-    ap.add_argument("--vad-stop-secs", type=float, default=0.2)
-    ap.add_argument("--softack-boost", type=float, default=None, help="PocketsphinxParams.softack_boost")
-    ap.add_argument("--command-boost", type=float, default=None, help="PocketsphinxParams.command_boost")
-    ap.add_argument("--word-boost", action="append", default=[], metavar="WORD=W", help="per-word boost")
-    ap.add_argument("--stable-chunks", type=int, default=None, help="PocketsphinxParams.interim_stable_chunks")
-    ap.add_argument("--no-internal-onset", action="store_true", help="open utterances on the VAD start only")
-    ap.add_argument("--filter", default="", help="only clips whose file name contains this")
-    ap.add_argument("--verbose", "-v", action="store_true", help="one line per clip")
-    ap.add_argument("--tsv", type=Path, help="write per-clip results here")
-    a = ap.parse_args(argv)
+EARS = ("pocketsphinx", "whisper", "hybrid")
+WHISPER_PREROLL_S = 1.0  # SegmentedSTTService keeps 1 s of audio before the VAD start
+WHISPER_TAIL_S = 0.5  # SegmentedSTTService's default trailing_silence_secs
 
-    sys.path.insert(0, str(ROOT))
-    from bot.pocketsphinx_stt import PocketsphinxParams, PocketsphinxRecognizer, PocketsphinxStream
 
-    params = PocketsphinxParams()
-    if a.softack_boost is not None:
-        params.softack_boost = a.softack_boost
-    if a.command_boost is not None:
-        params.command_boost = a.command_boost
-    for spec in a.word_boost:
-        w, _, v = spec.rpartition("=")
-        params.word_boost[w] = float(v)
-    if a.stable_chunks is not None:
-        params.interim_stable_chunks = a.stable_chunks
+class WhisperEar:
+    """Whisper base through Pipecat's ``WhisperSTTService.run_stt`` (one final per segment)."""
 
-    t0 = time.perf_counter()
-    stream = PocketsphinxStream(PocketsphinxRecognizer(params), internal_onset=not a.no_internal_onset)
-    load_s = time.perf_counter() - t0
-    clf, Verdict = load_classifier()
+    def __init__(self):
+        from bot.whisper_stt import create_whisper_stt
 
-    with open(a.clips, newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if a.filter in r["file"]]
+        t0 = time.perf_counter()
+        self.service = create_whisper_stt()
+        self.load_s = time.perf_counter() - t0
+
+    def transcribe(self, pcm: bytes) -> tuple[str, float]:
+        """``(text, seconds)`` of one segment."""
+        import asyncio
+
+        async def run():
+            return [f async for f in self.service.run_stt(pcm)]
+
+        t0 = time.perf_counter()
+        frames = asyncio.run(run())
+        cost = time.perf_counter() - t0
+        text = " ".join(getattr(f, "text", "").strip() for f in frames).strip()
+        return text, cost
+
+
+def whisper_segment(pcm: bytes, row: dict, vad_start: float, vad_stop: float) -> bytes:
+    """The audio ``SegmentedSTTService`` hands Whisper for this clip (see the module docstring)."""
+    if row["label"] == "NOISE":
+        return pcm + bytes(int(WHISPER_TAIL_S * SR) * 2)
+    a = max(0.0, float(row["speech_start"]) + vad_start - WHISPER_PREROLL_S)
+    b = float(row["speech_end"]) + vad_stop
+    pcm = pcm + bytes(max(0, int(b * SR) * 2 - len(pcm)))
+    return pcm[int(a * SR) * 2 : int(b * SR) * 2] + bytes(int(WHISPER_TAIL_S * SR) * 2)
+
+
+def command_interims_only(clf, Verdict):
+    """The hybrid ear's interim gate: pass an interim only if it holds a command keyword."""
+
+    def keep(text: str) -> bool:
+        verdict, by_command = clf.explain(text, partial=True)
+        return verdict == Verdict.INTERRUPTION and by_command
+
+    return keep
+
+
+def run_ear(ear: str, rows: list[dict], clips_dir: Path, a, stream, whisper, clf, Verdict) -> list[dict]:
+    """Per-clip results of one ear on one clip set."""
+    keep = command_interims_only(clf, Verdict) if ear == "hybrid" else None
     results = []
     for row in rows:
-        res = run_clip(stream, read_pcm(a.clips.parent / row["file"]), row, a.vad_start_secs, a.vad_stop_secs)
+        pcm = read_pcm(clips_dir / row["file"])
+        if ear == "whisper":
+            res = {"final": "", "first_interim": "", "first_interim_lat": None, "cost": 0.0,
+                   "audio_s": len(pcm) / (2 * SR), "final_after_vad_stop": None, "final_after_speech_end": None}  # fmt: skip
+        else:
+            res = run_clip(stream, pcm, row, a.vad_start_secs, a.vad_stop_secs, keep_interim=keep)
+        if ear in ("whisper", "hybrid"):
+            text, cost = whisper.transcribe(whisper_segment(pcm, row, a.vad_start_secs, a.vad_stop_secs))
+            res["final"] = text
+            res["cost"] += cost
+            if row["label"] != "NOISE":
+                # The segment is sent when the VAD stop arrives; the final is out one
+                # transcription later (the decoder is idle by then in this replay).
+                res["final_after_vad_stop"] = cost
+                res["final_after_speech_end"] = cost + a.vad_stop_secs
         res.update(row)
-        ref, hyp = row["text"].split(), res["final"].split()
+        ref, hyp = row["text"].split(), _words(res["final"])
         res["errors"] = edit_distance(ref, hyp)
         kws = keywords_in(row["text"])
-        hyp_kws = keywords_in(res["final"])
+        hyp_kws = keywords_in(" ".join(hyp))
         res["kw_total"] = len(kws)
         res["kw_hit"] = sum(min(kws.count(k), hyp_kws.count(k)) for k in set(kws))
         if clf is not None:
@@ -220,73 +274,218 @@ def main(argv: list[str] | None = None) -> int:
                 f"first={res['first_interim']!r:14s} t1={'-' if lat is None else f'{lat * 1000:.0f}ms':>6s} "
                 f"{res.get('verdict', '')}{'' if res.get('verdict_ok', True) else ' WRONG'}"
             )
+    return results
 
+
+def _words(text: str) -> list[str]:
+    """Words for WER: lower case, punctuation other than apostrophes and hyphens
+    dropped (Whisper prints "Wait." where the manifest says "wait")."""
+    return "".join(c if c.isalnum() or c in "'- " else " " for c in text.lower()).split()
+
+
+def _median(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(results: list[dict], clf) -> dict:
+    """The figures of one (set, ear) block."""
     speech = [r for r in results if r["label"] != "NOISE"]
     ref_words = sum(len(r["text"].split()) for r in speech)
     errors = sum(r["errors"] for r in speech)
-    kw_total = sum(r["kw_total"] for r in results)
-    kw_hit = sum(r["kw_hit"] for r in results)
-    cost = sum(r["cost"] for r in results)
-    audio = sum(r["audio_s"] for r in results)
-    lat1 = [r["first_interim_lat"] for r in speech]
-    latf = [r["final_after_vad_stop"] for r in speech]
-    late = [r["final_after_speech_end"] for r in speech]
-
-    print(f"clips: {len(results)} ({len(speech)} speech, {len(results) - len(speech)} noise) from {a.clips}")
-    print(f"params: {params}")
-    print(f"model load: {load_s:.2f} s   real-time factor: {cost / audio:.3f} ({cost:.1f} s CPU for {audio:.1f} s audio)")
-    print(f"word accuracy (1-WER): {1 - errors / max(1, ref_words):.3f}  ({errors} errors / {ref_words} words)")
-    print(f"exact transcripts: {sum(r['final'] == r['text'] for r in speech)}/{len(speech)}")
-    print(f"keyword hit rate: {kw_hit / max(1, kw_total):.3f}  ({kw_hit}/{kw_total})")
-    for label in ("BACKCHANNEL", "TURN"):
-        sub = [r for r in results if r["label"] == label]
-        kt = sum(r["kw_total"] for r in sub)
-        print(f"  {label:11s} keywords: {sum(r['kw_hit'] for r in sub)}/{kt}")
+    out = {
+        "n": len(results),
+        "n_speech": len(speech),
+        "word_accuracy": 1 - errors / max(1, ref_words),
+        "errors": errors,
+        "ref_words": ref_words,
+        "exact": sum(_words(r["final"]) == r["text"].split() for r in speech),
+        "kw_hit": sum(r["kw_hit"] for r in results),
+        "kw_total": sum(r["kw_total"] for r in results),
+        "cost_s": sum(r["cost"] for r in results),
+        "audio_s": sum(r["audio_s"] for r in results),
+        "first_interim_median_s": _median(r["first_interim_lat"] for r in speech),
+        "first_interim_p90_s": pct([r["first_interim_lat"] for r in speech], 90),
+        "no_interim": sum(r["first_interim_lat"] is None for r in speech),
+        "final_after_vad_stop_median_s": _median(r["final_after_vad_stop"] for r in speech),
+        "final_after_vad_stop_p99_s": pct([r["final_after_vad_stop"] for r in speech], 99),
+        "final_after_speech_end_median_s": _median(r["final_after_speech_end"] for r in speech),
+    }
     if clf is not None:
         for label in ("BACKCHANNEL", "TURN", "NOISE"):
             sub = [r for r in results if r["label"] == label]
-            if sub:
-                print(
-                    f"verdict {label:11s}: final {sum(r['verdict_ok'] for r in sub)}/{len(sub)}, "
-                    f"first interim {sum(r['interim_verdict_ok'] for r in sub)}/{len(sub)}"
-                )
-        ok = sum(r["verdict_ok"] for r in results)
-        print(f"verdict correct on final: {ok / len(results):.3f} ({ok}/{len(results)})")
-        missed = [r["file"] for r in results if r["label"] == "TURN" and not r["verdict_ok"]]
-        false_stop = [r["file"] for r in results if r["label"] != "TURN" and r["verdict"] == "INTERRUPTION"]
-        print(f"  missed interruptions: {len(missed)} {missed}")
-        print(f"  false stops (backchannel/noise -> INTERRUPTION): {len(false_stop)} {false_stop}")
-    no_interim = sum(x is None for x in lat1)
-    print(
-        "latency first interim after speech onset: "
-        f"median {statistics.median([x for x in lat1 if x is not None]) * 1000:.0f} ms, "
-        f"p90 {pct(lat1, 90) * 1000:.0f} ms ({no_interim} speech clips without interim)"
-    )
-    print(
-        "latency final after VAD stop: "
-        f"median {statistics.median([x for x in latf if x is not None]) * 1000:.1f} ms, "
-        f"p99 {pct(latf, 99) * 1000:.1f} ms, max {max(x for x in latf if x is not None) * 1000:.1f} ms"
-    )
-    print(
-        f"latency final after end of speech (incl. VAD stop_secs {a.vad_stop_secs}): "
-        f"median {statistics.median([x for x in late if x is not None]) * 1000:.0f} ms"
-    )
-    by_voice = {}
+            out[f"verdict_{label}"] = [sum(r["verdict_ok"] for r in sub), len(sub)]
+            out[f"interim_verdict_{label}"] = [sum(r["interim_verdict_ok"] for r in sub), len(sub)]
+        out["verdict_ok"] = sum(r["verdict_ok"] for r in results)
+        out["missed"] = [r["file"] for r in results if r["label"] == "TURN" and not r["verdict_ok"]]
+        out["false_stops"] = [r["file"] for r in results if r["label"] != "TURN" and r["verdict"] == "INTERRUPTION"]
+        # A command keyword in the first interim: the filter releases while the user speaks.
+        out["turn_first_interim_interrupts"] = out["interim_verdict_TURN"]
+    by_voice: dict[str, list[dict]] = {}
     for r in speech:
         by_voice.setdefault(r["voice"], []).append(r)
-    for v, sub in sorted(by_voice.items()):
-        rw = sum(len(r["text"].split()) for r in sub)
-        extra = ""
-        if clf is not None:
-            extra = f", verdict {sum(r['verdict_ok'] for r in sub)}/{len(sub)}"
-        print(f"  {v:16s} word acc {1 - sum(r['errors'] for r in sub) / rw:.3f}{extra}")
+    out["by_voice"] = {
+        v: {"word_accuracy": 1 - sum(r["errors"] for r in sub) / max(1, sum(len(r["text"].split()) for r in sub)),
+            "verdict_ok": sum(r.get("verdict_ok", False) for r in sub), "n": len(sub)}
+        for v, sub in sorted(by_voice.items())
+    }  # fmt: skip
+    return out
+
+
+def _ms(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None or x != x else f"{x * 1000:.{digits}f} ms"
+
+
+def format_block(name: str, clips: Path, ear: str, m: dict, params, load_s: float) -> str:
+    """The per-(set, ear) report: the lines this bench has always printed."""
+    lines = [
+        f"== set {name}, ear {ear} ==",
+        f"clips: {m['n']} ({m['n_speech']} speech, {m['n'] - m['n_speech']} noise) from {clips}",
+    ]
+    if ear != "whisper":
+        lines.append(f"params: {params}")
+    lines += [
+        f"model load: {load_s:.2f} s   real-time factor: {m['cost_s'] / max(m['audio_s'], 1e-9):.3f} "
+        f"({m['cost_s']:.1f} s CPU for {m['audio_s']:.1f} s audio)",
+        f"word accuracy (1-WER): {m['word_accuracy']:.3f}  ({m['errors']} errors / {m['ref_words']} words)",
+        f"exact transcripts: {m['exact']}/{m['n_speech']}",
+        f"keyword hit rate: {m['kw_hit'] / max(1, m['kw_total']):.3f}  ({m['kw_hit']}/{m['kw_total']})",
+    ]
+    if "verdict_ok" in m:
+        for label in ("BACKCHANNEL", "TURN", "NOISE"):
+            ok, n = m[f"verdict_{label}"]
+            iok, _ = m[f"interim_verdict_{label}"]
+            if n:
+                lines.append(f"verdict {label:11s}: final {ok}/{n}, first interim {iok}/{n}")
+        lines.append(f"verdict correct on final: {m['verdict_ok'] / max(1, m['n']):.3f} ({m['verdict_ok']}/{m['n']})")
+        lines.append(f"  missed interruptions: {len(m['missed'])} {m['missed']}")
+        lines.append(f"  false stops (backchannel/noise -> INTERRUPTION): {len(m['false_stops'])} {m['false_stops']}")
+    lines.append(
+        f"latency first interim after speech onset: median {_ms(m['first_interim_median_s'])}, "
+        f"p90 {_ms(m['first_interim_p90_s'])} ({m['no_interim']} speech clips without interim)"
+    )
+    lines.append(
+        f"latency final after VAD stop: median {_ms(m['final_after_vad_stop_median_s'], 1)}, "
+        f"p99 {_ms(m['final_after_vad_stop_p99_s'], 1)}"
+    )
+    lines.append(f"latency final after end of speech: median {_ms(m['final_after_speech_end_median_s'])}")
+    for v, d in m["by_voice"].items():
+        lines.append(f"  {v:32s} word acc {d['word_accuracy']:.3f}, verdict {d['verdict_ok']}/{d['n']}")
+    return "\n".join(lines)
+
+
+def format_summary(blocks: list[dict]) -> str:
+    """One row per (set, ear): what the barge-in decision gets from each ear."""
+    lines = [
+        f"{'set':<6} {'ear':<13} {'word acc':>8} {'BC ok':>7} {'TURN ok':>8} {'NOISE ok':>8} "
+        f"{'TURN on 1st interim':>19} {'false stops':>11} {'missed':>6} {'final after VAD stop':>21}",
+        f"{'':<6} {'':<13} {'':>8} {'(final)':>7} {'(final)':>8} {'(final)':>8} {'':>19} {'':>11} {'':>6} "
+        f"{'median/p99 ms':>21}",
+    ]
+    for b in blocks:
+        m = b["metrics"]
+        f = lambda k: f"{m[k][0]}/{m[k][1]}"  # noqa: E731
+        lat = m["final_after_vad_stop_median_s"]
+        p99 = m["final_after_vad_stop_p99_s"]
+        lat_s = "-" if lat is None else f"{lat * 1000:.0f}/{p99 * 1000:.0f}"
+        lines.append(
+            f"{b['set']:<6} {b['ear']:<13} {m['word_accuracy']:>8.3f} {f('verdict_BACKCHANNEL'):>7} "
+            f"{f('verdict_TURN'):>8} {f('verdict_NOISE'):>8} {f('interim_verdict_TURN'):>19} "
+            f"{len(m['false_stops']):>11} {len(m['missed']):>6} {lat_s:>21}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench stt", description=__doc__.splitlines()[0])
+    ap.add_argument("--stt", default=",".join(EARS), help=f"comma-separated ears of {EARS} (default: all)")
+    ap.add_argument("--set", default="tuned,open", help="comma-separated clip sets: tuned, open (default: both)")
+    ap.add_argument("--clips", type=Path, default=None, help="one manifest TSV instead of --set")
+    ap.add_argument("--vad-start-secs", type=float, default=0.2)
+    ap.add_argument("--vad-stop-secs", type=float, default=0.2)
+    ap.add_argument("--softack-boost", type=float, default=None, help="PocketsphinxParams.softack_boost")
+    ap.add_argument("--command-boost", type=float, default=None, help="PocketsphinxParams.command_boost")
+    ap.add_argument("--word-boost", action="append", default=[], metavar="WORD=W", help="per-word boost")
+    ap.add_argument("--stable-chunks", type=int, default=None, help="PocketsphinxParams.interim_stable_chunks")
+    ap.add_argument("--no-internal-onset", action="store_true", help="open utterances on the VAD start only")
+    ap.add_argument("--filter", default="", help="only clips whose file name contains this")
+    ap.add_argument("--verbose", "-v", action="store_true", help="one line per clip")
+    ap.add_argument("--tsv", type=Path, help="write per-clip results here (all sets and ears)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    a = ap.parse_args(argv)
+    ears = [e.strip() for e in a.stt.split(",") if e.strip()]
+    bad = [e for e in ears if e not in EARS]
+    if bad or not ears:
+        print(f"error: --stt {a.stt!r}: choose from {EARS}", file=sys.stderr)
+        return 2
+    if a.clips is not None:
+        sets = {a.clips.stem if a.clips.name != "clips.tsv" else a.clips.parent.name: a.clips}
+    else:
+        names = [n.strip() for n in a.set.split(",") if n.strip()]
+        bad = [n for n in names if n not in CLIP_SETS]
+        if bad or not names:
+            print(f"error: --set {a.set!r}: choose from {tuple(CLIP_SETS)}", file=sys.stderr)
+            return 2
+        sets = {n: CLIP_SETS[n] / "clips.tsv" for n in names}
+
+    sys.path.insert(0, str(ROOT))
+    from bot.pocketsphinx_stt import PocketsphinxParams, PocketsphinxRecognizer, PocketsphinxStream
+
+    params = PocketsphinxParams()
+    if a.softack_boost is not None:
+        params.softack_boost = a.softack_boost
+    if a.command_boost is not None:
+        params.command_boost = a.command_boost
+    for spec in a.word_boost:
+        w, _, v = spec.rpartition("=")
+        params.word_boost[w] = float(v)
+    if a.stable_chunks is not None:
+        params.interim_stable_chunks = a.stable_chunks
+
+    out = sys.stdout
+    if a.json:
+        sys.stdout = sys.stderr  # per-clip lines and logs off stdout
+    load = {}
+    stream = whisper = None
+    if set(ears) & {"pocketsphinx", "hybrid"}:
+        t0 = time.perf_counter()
+        stream = PocketsphinxStream(PocketsphinxRecognizer(params), internal_onset=not a.no_internal_onset)
+        load["pocketsphinx"] = time.perf_counter() - t0
+    if set(ears) & {"whisper", "hybrid"}:
+        from loguru import logger
+
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+        whisper = WhisperEar()
+        load["whisper"] = whisper.load_s
+    load["hybrid"] = load.get("pocketsphinx", 0.0) + load.get("whisper", 0.0)
+    clf, Verdict = load_classifier()
+
+    blocks, all_rows = [], []
+    for set_name, manifest in sets.items():
+        with open(manifest, newline="") as f:
+            rows = [r for r in csv.DictReader(f, delimiter="\t") if a.filter in r["file"]]
+        for ear in ears:
+            results = run_ear(ear, rows, manifest.parent, a, stream, whisper, clf, Verdict)
+            m = summarize(results, clf)
+            blocks.append({"set": set_name, "ear": ear, "clips": str(manifest), "metrics": m})
+            all_rows += [dict(r, set=set_name, ear=ear) for r in results]
+            if not a.json:
+                print(format_block(set_name, manifest, ear, m, params, load[ear]))
+                print()
+    sys.stdout = out
+    if a.json:
+        print(json.dumps({"vad_start_secs": a.vad_start_secs, "vad_stop_secs": a.vad_stop_secs,
+                          "params": str(params), "blocks": blocks}))  # fmt: skip
+    else:
+        print(format_summary(blocks))
     if a.tsv:
-        cols = ["file", "label", "voice", "text", "final", "first_interim", "first_interim_lat",
+        cols = ["set", "ear", "file", "label", "voice", "text", "final", "first_interim", "first_interim_lat",
                 "final_after_vad_stop", "errors", "kw_hit", "kw_total", "verdict", "interim_verdict"]  # fmt: skip
         with open(a.tsv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols, delimiter="\t", extrasaction="ignore", lineterminator="\n")
             w.writeheader()
-            w.writerows(results)
+            w.writerows(all_rows)
     return 0
 
 

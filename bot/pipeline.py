@@ -35,7 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.agents import AGENTS, Agent
 from bot.decision_panel import attach_decision_panel
-from bot.services import ServiceChoice, create_llm, create_stt, create_tts
+from bot.services import ServiceChoice, create_llm, create_stt, create_tts, transcript_timeout_secs
 from pipecat_softack import SoftAckInterruptionFilter, speech_frame
 from pipecat_softack.heard import HeardSpeechTracker, ResumeProcessor
 
@@ -89,7 +89,8 @@ def build_pipeline(
         vad_in_aggregator: Run Silero inside the user aggregator (Pipecat's canonical
             shape) instead of a ``VADProcessor`` after ``transport.input()``.
     """
-    softack = SoftAckInterruptionFilter()
+    # Whisper's finals come later than the filter's default timeout (bot/services.py).
+    softack = SoftAckInterruptionFilter(transcript_timeout_secs=transcript_timeout_secs(choice))
 
     @softack.event_handler("on_backchannel")
     async def on_backchannel(_filter, decision):

@@ -8,13 +8,26 @@ read by ``run.py`` with python-dotenv):
 =====  =================================  ==========================================
 kind   cloud (key)                        offline default (ships inside a package)
 =====  =================================  ==========================================
-STT    Deepgram (``DEEPGRAM_API_KEY``)    pocketsphinx en-us, streaming interims
+STT    Deepgram (``DEEPGRAM_API_KEY``)    see :data:`OFFLINE_STT` (``--stt``)
 LLM    OpenAI (``OPENAI_API_KEY``)        SmolLM2-135M-Instruct via llama.cpp server
 TTS    Cartesia (``CARTESIA_API_KEY``)    Piper, voice en_US-joe-medium
 =====  =================================  ==========================================
 
 ``--llm-base-url`` points the LLM at any OpenAI-compatible server (Ollama, vLLM,
 a llama.cpp server) instead.
+
+Offline ears (``--stt``), all embedded in PyPI packages of the ``offline`` extra:
+
+* ``pocketsphinx``: streaming PocketSphinx en-us with interims (``bot/pocketsphinx_stt.py``);
+* ``whisper``: Pipecat's ``WhisperSTTService`` on Whisper base (``bot/whisper_stt.py``),
+  one final per VAD segment, no interims;
+* ``hybrid``: PocketSphinx interims that hold a command keyword (immediate release
+  on "wait", "stop") and Whisper for every final (``bot.whisper_stt.create_hybrid_stt``).
+
+The default offline ear (:data:`OFFLINE_STT`) was chosen by ``python -m bench stt``
+and ``python -m bench audio --limit``/full runs on the tuned clips
+(``tests/audio/clips.tsv`` and the default scenario mix), never on the open-vocabulary
+clips (``tests/audio/open``).
 """
 
 from __future__ import annotations
@@ -27,12 +40,16 @@ from loguru import logger
 
 CLOUD_KEYS = {"deepgram": "DEEPGRAM_API_KEY", "openai": "OPENAI_API_KEY", "cartesia": "CARTESIA_API_KEY"}
 CHOICES = {
-    "stt": ("auto", "deepgram", "pocketsphinx"),
+    "stt": ("auto", "deepgram", "pocketsphinx", "whisper", "hybrid"),
     "llm": ("auto", "openai", "local"),
     "tts": ("auto", "cartesia", "piper"),
 }
 _CLOUD = {"stt": "deepgram", "llm": "openai", "tts": "cartesia"}
-_OFFLINE = {"stt": "pocketsphinx", "llm": "local", "tts": "piper"}
+#: The offline ears (``--stt``); see the module docstring.
+OFFLINE_STTS = ("pocketsphinx", "whisper", "hybrid")
+#: The default offline ear: see the module docstring for the evidence.
+OFFLINE_STT = "pocketsphinx"
+_OFFLINE = {"stt": OFFLINE_STT, "llm": "local", "tts": "piper"}
 DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
 # Cartesia's "British Reading Lady" stock voice, from Pipecat's examples.
 DEFAULT_CARTESIA_VOICE = "71a7ad14-091c-4e8e-a314-022ece01c121"
@@ -47,7 +64,8 @@ class ServiceChoice:
     """The resolved service per kind, e.g. ``ServiceChoice("deepgram", "local", "piper")``.
 
     Attributes:
-        stt: ``"deepgram"`` or ``"pocketsphinx"``.
+        stt: ``"deepgram"``, or an offline ear: ``"pocketsphinx"``, ``"whisper"``,
+            ``"hybrid"``.
         llm: ``"openai"`` or ``"local"`` (``"openai"`` also covers ``--llm-base-url``).
         tts: ``"cartesia"`` or ``"piper"``.
         llm_base_url: OpenAI-compatible server to use instead of OpenAI, or None.
@@ -63,8 +81,10 @@ class ServiceChoice:
     @property
     def offline(self) -> bool:
         """True when nothing needs the network."""
-        return (self.stt, self.llm, self.tts) == ("pocketsphinx", "local", "piper") or (
-            self.stt == "pocketsphinx" and self.tts == "piper" and self.llm_base_url is not None
+        return (
+            self.stt in OFFLINE_STTS
+            and self.tts == "piper"
+            and (self.llm == "local" or self.llm_base_url is not None)
         )
 
 
@@ -80,7 +100,7 @@ def choose_services(
     """Resolve ``auto`` per service and check keys before anything connects.
 
     Args:
-        stt: ``auto``, ``deepgram`` or ``pocketsphinx``.
+        stt: ``auto``, ``deepgram``, ``pocketsphinx``, ``whisper`` or ``hybrid``.
         llm: ``auto``, ``openai`` or ``local``; ignored when ``llm_base_url`` is set.
         tts: ``auto``, ``cartesia`` or ``piper``.
         llm_base_url: An OpenAI-compatible server's base URL (``.../v1``).
@@ -114,7 +134,11 @@ def choose_services(
 
 
 def create_stt(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
-    """Build the STT service: Deepgram streaming with interim results, or pocketsphinx."""
+    """Build the STT: Deepgram streaming with interim results, or an offline ear.
+
+    ``hybrid`` returns a Pipecat ``Pipeline`` of two processors (PocketSphinx for
+    command-keyword interims, then Whisper); the others one STT service.
+    """
     env = os.environ if environ is None else environ
     if choice.stt == "deepgram":
         from pipecat.services.deepgram.stt import DeepgramSTTService
@@ -123,9 +147,33 @@ def create_stt(choice: ServiceChoice, environ: Mapping[str, str] | None = None):
             api_key=env[CLOUD_KEYS["deepgram"]],
             settings=DeepgramSTTService.Settings(interim_results=True, smart_format=True),
         )
+    if choice.stt == "whisper":
+        from bot.whisper_stt import create_whisper_stt
+
+        return create_whisper_stt()
+    if choice.stt == "hybrid":
+        from bot.whisper_stt import create_hybrid_stt
+
+        return create_hybrid_stt()
     from bot.pocketsphinx_stt import PocketsphinxSTTService
 
     return PocketsphinxSTTService()
+
+
+def transcript_timeout_secs(choice: ServiceChoice) -> float | None:
+    """The ``SoftAckInterruptionFilter(transcript_timeout_secs=...)`` the chosen STT
+    needs, in seconds, or None for the filter's own setting (default 1.0 s).
+
+    Whisper's final comes one transcription after the VAD stop (p99 about 1.3 s on 2
+    busy cores, ``python -m bench stt --stt whisper``), later than the filter's 1 s
+    default: with ``whisper`` and ``hybrid`` it is
+    ``bot.whisper_stt.WHISPER_TRANSCRIPT_TIMEOUT_SECS`` (2.0 s).
+    """
+    if choice.stt in ("whisper", "hybrid"):
+        from bot.whisper_stt import WHISPER_TRANSCRIPT_TIMEOUT_SECS
+
+        return WHISPER_TRANSCRIPT_TIMEOUT_SECS
+    return None
 
 
 def create_llm(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -145,8 +146,35 @@ def whisper_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return directory
 
 
+_MODELS: dict[tuple, object] = {}  # (model dir, device, compute type) -> WhisperModel
+_MODELS_LOCK = threading.Lock()
+
+
+def _shared_whisper_service_class():
+    """``WhisperSTTService`` whose model is loaded once per process and shared by every
+    session (Pipecat's loads it again in each constructor: ~3 s and ~150 MB each)."""
+    from pipecat.services.whisper.stt import WhisperSTTService
+
+    class SharedModelWhisperSTTService(WhisperSTTService):
+        def _load(self):
+            key = (self._settings.model, self._device, self._compute_type)
+            with _MODELS_LOCK:
+                model = _MODELS.get(key)
+                if model is None:
+                    super()._load()  # loads, and checks the language
+                    _MODELS[key] = self._model
+                    return
+            self._model = model
+            unsupported = self._unsupported_language()
+            if unsupported:
+                raise ValueError(unsupported)
+
+    return SharedModelWhisperSTTService
+
+
 def create_whisper_stt(*, cache_dir: str | os.PathLike | None = None, **kwargs):
-    """Pipecat's ``WhisperSTTService`` on the embedded Whisper base (CPU, int8, English).
+    """Pipecat's ``WhisperSTTService`` on the embedded Whisper base (CPU, int8, English),
+    its model loaded once per process.
 
     Args:
         cache_dir: See :func:`whisper_model_dir`.
@@ -157,9 +185,9 @@ def create_whisper_stt(*, cache_dir: str | os.PathLike | None = None, **kwargs):
         ImportError: faster-whisper is missing (``pipecat-ai[whisper]``, in the
             ``offline`` extra).
     """
-    from pipecat.services.whisper.stt import WhisperSTTService
     from pipecat.transcriptions.language import Language
 
+    WhisperSTTService = _shared_whisper_service_class()
     kwargs.setdefault("device", "cpu")
     kwargs.setdefault("compute_type", WHISPER_COMPUTE_TYPE)
     kwargs.setdefault("ttfs_p99_latency", WHISPER_TTFS_P99)

@@ -41,8 +41,8 @@ def test_llm_base_url_uses_the_openai_client_without_a_key():
 
 
 def test_unknown_choice_is_named():
-    with pytest.raises(ValueError, match="'whisper'"):
-        choose_services(stt="whisper", environ={})
+    with pytest.raises(ValueError, match="'vosk'"):
+        choose_services(stt="vosk", environ={})
 
 
 def test_cloud_services_are_built_from_keys():
