@@ -54,6 +54,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
 from pipecat_softack.config import SoftAckConfigError, check_content_confirmations, load_settings
+from pipecat_softack.confidence import transcript_confidence
 from pipecat_softack.echo import echo_explains
 from pipecat_softack.placement import Placement, inspect_placement
 from pipecat_softack.speech import UninterruptibleSpeechFrame
@@ -148,6 +149,7 @@ class _Utterance:
     stopped_at: float | None = None
     speech_started_at: float | None = None
     content_interims: int = 0  # consecutive interims with a content word
+    low_confidence: bool = False  # the latest interim's content was a low-confidence guess
     deferred: str | None = None  # why an interruption is waiting (see _gate)
     recheck: tuple[str, bool] = ("", False)  # (reason, by_command) to look again with
 
@@ -199,6 +201,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
       clears, then released. After uninterruptible speech, what the user said
       becomes the next user turn (``user_speech_during_uninterruptible="keep"``) or
       is dropped and reported (``"discard"``).
+    - Confidence: where the STT reports one (:mod:`pipecat_softack.confidence`:
+      Deepgram, AssemblyAI), an interim of at most ``low_confidence_max_words``
+      words whose content word has a confidence below ``min_interim_confidence``
+      does not count towards ``content_confirmations``: it waits for the final, and
+      with no final it is dropped as noise. Command keywords release at once
+      whatever the confidence. With an STT that reports no confidence (Whisper,
+      pocketsphinx) the rule does not apply.
     - Echo rejection (``echo_rejection=True``): the filter records what the output
       transport has played (a :class:`BotSpeechRecord` observer it adds to the
       pipeline worker at setup). A held utterance whose words the bot's own words
@@ -243,6 +252,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         user_speech_during_uninterruptible: ``"keep"`` (default): what the user says
             during uninterruptible speech becomes the next user turn when it ends;
             ``"discard"``: it is dropped and reported (``on_speech_discarded``).
+        min_interim_confidence: STT confidence (0..1) below which a short content
+            interim does not count (default 0.6; chosen, not fitted on any set:
+            Deepgram's interims of clear words sit well above it).
+        low_confidence_max_words: Words up to which an interim counts as short for
+            the confidence rule (default 2).
         echo_rejection: Drop held utterances the bot's own recent words explain
             (default True).
         echo_window_secs: Seconds before the user's speech began from which the bot's
@@ -274,6 +288,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         bot_grace_secs: float | None = None,
         uninterruptible: bool = False,
         user_speech_during_uninterruptible: SpeechPolicy = "keep",
+        min_interim_confidence: float = 0.6,
+        low_confidence_max_words: int = 2,
         echo_rejection: bool = True,
         echo_window_secs: float = 2.0,
         bot_speech: BotSpeechRecord | None = None,
@@ -307,7 +323,19 @@ class SoftAckInterruptionFilter(FrameProcessor):
             raise SoftAckConfigError(
                 f"echo_window_secs= must be a number of seconds >= 0, got {echo_window_secs!r}"
             )
+        confidence_ok = isinstance(min_interim_confidence, (int, float)) and 0 <= min_interim_confidence <= 1
+        if not confidence_ok:
+            raise SoftAckConfigError(
+                f"min_interim_confidence= must be a number in [0, 1], got {min_interim_confidence!r}"
+            )
+        max_words_ok = type(low_confidence_max_words) is int and low_confidence_max_words >= 0
+        if not max_words_ok:
+            raise SoftAckConfigError(
+                f"low_confidence_max_words= must be an integer >= 0, got {low_confidence_max_words!r}"
+            )
         self._classifier = classifier or BackchannelClassifier(settings=settings)
+        self._min_interim_confidence = float(min_interim_confidence)
+        self._low_confidence_words = low_confidence_max_words
         self._echo_rejection = echo_rejection
         self._echo_window = float(echo_window_secs)
         self._own_bot_speech = bot_speech is None  # ours to add to the worker at setup
@@ -576,7 +604,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
             return  # the bot's own words so far: wait for more, or drop at the end
         if verdict == Verdict.INTERRUPTION and utterance.interim and not by_command:
             # A content word in an interim: wait until the STT stands by it.
-            if isinstance(utterance.frames[-1], InterimTranscriptionFrame):
+            last = utterance.frames[-1]
+            if isinstance(last, InterimTranscriptionFrame):
+                utterance.low_confidence = self._low_confidence(last, utterance)
+                if utterance.low_confidence:
+                    return  # a short low-confidence guess: wait for the final
                 utterance.content_interims += 1
             if utterance.content_interims < self._content_confirmations:
                 return
@@ -598,6 +630,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         verdict, by_command = self._classifier.explain(self._held.text)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", reason)
+        elif verdict == Verdict.INTERRUPTION and not force and self._guess_only(self._held):
+            await self._drop("noise", f"{reason}, low-confidence interim only")
         elif verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
         elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held):
@@ -606,6 +640,18 @@ class SoftAckInterruptionFilter(FrameProcessor):
             await self._release_or_defer(reason, by_command)
         else:
             await self._drop("backchannel" if verdict == Verdict.BACKCHANNEL else "noise", reason)
+
+    def _low_confidence(self, frame: InterimTranscriptionFrame, utterance: _Utterance) -> bool:
+        """A short interim the STT itself is unsure of (see ``min_interim_confidence``)."""
+        confidence = transcript_confidence(frame)
+        if confidence is None or confidence >= self._min_interim_confidence:
+            return False
+        words = [t for t in normalize(utterance.text) if t != "?"]
+        return len(words) <= self._low_confidence_words
+
+    @staticmethod
+    def _guess_only(utterance: _Utterance) -> bool:
+        return utterance.low_confidence and not utterance.finals
 
     def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The bot's own words, played from ``echo_window_secs`` before the speech
