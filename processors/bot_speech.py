@@ -92,8 +92,21 @@ class BotSpeechRecord(BaseObserver):
         return [*(playing.tokens if playing else ()), *tokens]
 
     def last_text(self) -> str | None:
-        """The text the bot played last (the classifier's context), or None."""
+        """The text the bot played last, or None."""
         return self._spoken[-1].text if self._spoken else None
+
+    def context_text(self, max_chars: int = 600) -> str | None:
+        """What the bot said last, as the classifier's context: the newest played
+        texts joined, up to about ``max_chars`` characters (so word-by-word
+        ``TTSTextFrame``s still give whole sentences), or None if nothing was played."""
+        parts: list[str] = []
+        size = 0
+        for spoken in reversed(self._spoken):
+            parts.append(spoken.text.strip())
+            size += len(spoken.text) + 1
+            if size >= max_chars:
+                break
+        return " ".join(reversed(parts)) if parts else None
 
     def clear(self):
         """Forget everything played (a new session)."""

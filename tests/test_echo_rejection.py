@@ -143,3 +143,13 @@ async def test_words_the_bot_said_long_before_the_speech_are_not_echo():
     sent = paced(BotStartedSpeakingFrame(), *utterance("the price", final_text="The price?"))
     await run_test(f, frames_to_send=sent)
     assert [d.kind for d in f.decisions] == ["interruption"]
+
+
+def test_context_is_the_newest_played_text_joined_word_by_word_or_by_sentence():
+    record = BotSpeechRecord()
+    assert record.context_text() is None
+    for word in ["Would", "you", "like", "me", "to", "book", "it?"]:  # word timestamps (Cartesia)
+        record.add(word)
+    assert record.context_text().endswith("Would you like me to book it?")
+    record.add("It leaves at noon. " * 100)
+    assert record.context_text(max_chars=50).endswith("It leaves at noon.")
