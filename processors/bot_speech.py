@@ -6,7 +6,9 @@ before it has played (``pipecat/transports/base_output.py``), so the moment the 
 transport pushes one is the moment its text starts playing: sentence by sentence with
 Piper, word by word with TTS services that give word timestamps (Cartesia, ElevenLabs).
 :class:`BotSpeechRecord` is a Pipecat observer that keeps those texts with their play
-times; the soft-ack filter adds its own record to the pipeline worker at setup.
+times. The soft-ack filter attaches its record at setup to the first output transport
+after it (Pipecat's public ``on_after_push_frame`` processor event, so only that
+processor's pushes are looked at: no pipeline observer, which would see every frame).
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from pipecat.frames.frames import TTSTextFrame
-from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.processors.frame_processor import FrameDirection
-from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.frames.frames import Frame, TTSTextFrame
+from pipecat.processors.frame_processor import FrameProcessor
 
 from pipecat_softack.classifier import normalize
 
@@ -38,8 +38,11 @@ class Spoken:
     tokens: tuple[str, ...]
 
 
-class BotSpeechRecord(BaseObserver):
+class BotSpeechRecord:
     """The texts the bot's output transport has played, newest last.
+
+    Fed by :meth:`watch` (a processor that pushes ``TTSTextFrame``s on as they play:
+    Pipecat's output transport) or by :meth:`add`.
 
     Args:
         keep_secs: Seconds of played text to keep (default 30.0); the newest
@@ -51,8 +54,7 @@ class BotSpeechRecord(BaseObserver):
         ValueError: ``keep_secs`` not positive or ``max_entries`` below 1.
     """
 
-    def __init__(self, *, keep_secs: float = 30.0, max_entries: int = 64, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, keep_secs: float = 30.0, max_entries: int = 64):
         if not keep_secs > 0:
             raise ValueError(f"keep_secs must be a positive number of seconds, got {keep_secs!r}")
         if max_entries < 1:
@@ -60,14 +62,28 @@ class BotSpeechRecord(BaseObserver):
         self._keep_secs = keep_secs
         self._spoken: deque[Spoken] = deque(maxlen=max_entries)
 
-    async def on_push_frame(self, data: FramePushed):
-        """Record a ``TTSTextFrame`` as the output transport pushes it on (played)."""
-        if (
-            isinstance(data.frame, TTSTextFrame)
-            and data.direction == FrameDirection.DOWNSTREAM
-            and isinstance(data.source, BaseOutputTransport)
-        ):
-            self.add(data.frame.text)
+        self._watched: list[FrameProcessor] = []
+
+    def watch(self, processor: FrameProcessor):
+        """Record every ``TTSTextFrame`` ``processor`` pushes on, as played then.
+
+        Args:
+            processor: The output transport (``transport.output()``), or any processor
+                that pushes ``TTSTextFrame``s as their audio starts playing.
+        """
+        if processor not in self._watched:
+            processor.add_event_handler("on_after_push_frame", self._on_pushed)
+            self._watched.append(processor)
+
+    def unwatch(self):
+        """Stop recording what the watched processors push."""
+        for processor in self._watched:
+            processor.remove_event_handler("on_after_push_frame", self._on_pushed)
+        self._watched.clear()
+
+    async def _on_pushed(self, _processor: FrameProcessor, frame: Frame):
+        if isinstance(frame, TTSTextFrame):
+            self.add(frame.text)
 
     def add(self, text: str, t: float | None = None):
         """Record ``text`` as starting to play at ``t`` (default: now, monotonic seconds)."""

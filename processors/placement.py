@@ -27,6 +27,7 @@ from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregator
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.transports.base_output import BaseOutputTransport
 
 # A pipeline longer than this is not one anybody builds; it also stops a cycle.
 _MAX_HOPS = 256
@@ -65,6 +66,7 @@ class Placement:
         audio_idle_timeout: The aggregator's ``audio_idle_timeout`` (seconds), for the
             adopted VAD.
         vad_upstream: A ``VADProcessor`` runs ahead of the filter.
+        output: The first output transport downstream (what the bot plays), or None.
         warnings: What cannot work in this placement, each naming the fix.
     """
 
@@ -72,6 +74,7 @@ class Placement:
     vad_analyzer: VADAnalyzer | None = None
     audio_idle_timeout: float = 1.0
     vad_upstream: bool = False
+    output: BaseOutputTransport | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -95,9 +98,9 @@ def inspect_placement(processor: FrameProcessor, *, adopt_vad: bool = True) -> P
         turn start.
     """
     placement = Placement()
-    placement.aggregator = next(
-        (p for p in _walk(processor, "next") if isinstance(p, LLMUserAggregator)), None
-    )
+    after = list(_walk(processor, "next"))
+    placement.aggregator = next((p for p in after if isinstance(p, LLMUserAggregator)), None)
+    placement.output = next((p for p in after if isinstance(p, BaseOutputTransport)), None)
     before = list(_walk(processor, "previous"))
     placement.vad_upstream = any(isinstance(p, VADProcessor) for p in before)
 

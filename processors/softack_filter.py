@@ -26,6 +26,7 @@ from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.audio.vad.vad_controller import VADController
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
@@ -98,7 +99,20 @@ _STATEFUL = (
     CancelFrame,
 )
 
+# Seconds without a BotSpeakingFrame after which the bot counts as silent, once this
+# bot utterance has sent any: Pipecat's output transport broadcasts one every 0.2 s
+# while bot audio plays and declares the bot stopped itself after 3 s without audio
+# (BOT_VAD_STOP_FALLBACK_SECS), so past 3.5 s its BotStoppedSpeakingFrame was lost.
+BOT_SPEAKING_STALE_SECS = 3.5
+
 DecisionKind = Literal["backchannel", "interruption", "noise", "echo", "discarded"]
+_EVENTS = {
+    "backchannel": "on_backchannel",
+    "interruption": "on_interruption_released",
+    "noise": "on_noise_dropped",
+    "echo": "on_echo_dropped",
+    "discarded": "on_speech_discarded",
+}
 SpeechPolicy = Literal["keep", "discard"]
 
 
@@ -117,8 +131,10 @@ class SoftAckDecision:
         text: What the user said so far (finals joined, then the latest interim).
         reason: Why the decision was taken now, e.g. ``"content or command word"``,
             ``"utterance ended"``, ``"transcript timeout"``, ``"max hold"``,
-            ``"bot stopped speaking"``, ``"next utterance"``, ``"pipeline ended"``,
-            ``"bot grace period over"``.
+            ``"bot stopped speaking"``, ``"bot speech stale"``, ``"next utterance"``,
+            ``"pipeline ended"``, ``"bot grace period over"``, ``"late transcript"``
+            (a transcript of the utterance dropped just before: one frame, dropped
+            with it, no second ``UserBackchannelFrame``).
         deferred: Why the interruption had to wait before this decision
             (``"uninterruptible speech"``, ``"bot grace period"``, ``"min_words"``,
             ``"min_speech_secs"``), or None.
@@ -141,7 +157,7 @@ class SoftAckDecision:
 class _Utterance:
     """The frames of one user utterance held while the bot speaks."""
 
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=lambda: time.monotonic())  # a clock a test swaps in applies
     frames: list[Frame] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)
     interim: str = ""
@@ -188,7 +204,17 @@ class SoftAckInterruptionFilter(FrameProcessor):
       start confirms (an STT with its own speech detector hearing noise or echo) do
       not interrupt: they wait for the VAD, and are dropped as noise at the timeout.
     - If the bot stops speaking while an utterance is held, it is released as a
-      normal user turn.
+      normal user turn. A bot that sent ``BotSpeakingFrame`` s and then none for
+      ``BOT_SPEAKING_STALE_SECS`` (3.5 s) counts as stopped: its
+      ``BotStoppedSpeakingFrame`` was lost, and soft-acks answering a silent bot
+      must not be dropped forever.
+    - A transcript that arrives after its utterance was dropped, before the next
+      speech start (a late or repeated final, an interim after its final: its words
+      and the dropped ones a prefix of each other, no interruption in them), is
+      dropped with it (reason ``"late transcript"``), never a user turn of its own.
+    - An ``InterruptionFrame`` is held only right after a speech start (a turn
+      processor upstream interrupting for it). Any other one (the app, a function
+      call result, RTVI) passes at once, past a held utterance.
     - A new speech start after the speech stopped closes the held utterance: separate
       utterances are judged separately ("okay" ... "mhm" are two backchannels).
     - Interruption controls, composed with the verdict: while the bot plays
@@ -209,8 +235,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
       whatever the confidence. With an STT that reports no confidence (Whisper,
       pocketsphinx) the rule does not apply.
     - Echo rejection (``echo_rejection=True``): the filter records what the output
-      transport has played (a :class:`BotSpeechRecord` observer it adds to the
-      pipeline worker at setup). A held utterance whose words the bot's own words
+      transport has played (a :class:`BotSpeechRecord` it attaches at setup to the
+      first output transport after it). A held utterance whose words the bot's own words
       since ``echo_window_secs`` before the speech began explain (a fuzzy match that
       tolerates recognizer errors; rule in :mod:`pipecat_softack.echo`) never
       interrupts: it is dropped as ``"echo"`` when it ends. Any word of the user's
@@ -264,7 +290,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
             latency plus an echo path's delay; the text playing at that moment always
             counts).
         bot_speech: The record of played bot speech to read; by default the filter
-            makes one and adds it to the pipeline worker's observers at setup.
+            makes one and attaches it at setup to the first output transport after it
+            (pass your own, fed by ``watch``/``add``, for any other source).
         **kwargs: Passed to :class:`FrameProcessor`.
 
     Raises:
@@ -354,9 +381,18 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._uninterruptible_now = False
 
         self._bot_speaking = False
+        # time.monotonic() of the last BotSpeakingFrame of this bot utterance, or None
+        # if it sent none (see BOT_SPEAKING_STALE_SECS).
+        self._bot_alive_at: float | None = None
         # VAD frames flow in this pipeline: words no VAD start confirms are not speech.
         self._vad_seen = False
         self._speech_sources: set[str] = set()
+        # The last gated frame was a speech start: an InterruptionFrame now is the one
+        # a turn processor upstream sends for it, and is held with the utterance.
+        self._after_speech_start = False
+        # The utterance dropped last, and its kind, until the next speech start: its
+        # late, repeated or trailing transcripts are dropped with it.
+        self._dropped: tuple[_Utterance, DecisionKind] | None = None
         self._held: _Utterance | None = None
         # The current utterance was let through (bot silent, or released): its
         # remaining frames pass until the next utterance starts while the bot speaks.
@@ -400,9 +436,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def setup(self, setup: FrameProcessorSetup):
         """Find the user aggregator downstream, adopt its VAD, warn what cannot work."""
         await super().setup(setup)
-        if self._own_bot_speech and setup.pipeline_worker is not None:
-            setup.pipeline_worker.add_observer(self._bot_speech)
         self._placement = inspect_placement(self)
+        if self._own_bot_speech and self._placement.output is not None:
+            self._bot_speech.watch(self._placement.output)
         for warning in self._placement.warnings:
             logger.warning(f"{self}: cannot gate every user turn start: {warning}")
         if self._placement.vad_analyzer is not None:
@@ -455,6 +491,18 @@ class SoftAckInterruptionFilter(FrameProcessor):
             direction: The direction of frame flow.
         """
         gated = direction == FrameDirection.DOWNSTREAM and isinstance(frame, _GATED)
+        if gated and isinstance(frame, InterruptionFrame) and not self._after_speech_start:
+            # Not the user's: the app, a function call result, RTVI or a DTMF
+            # aggregator interrupts. It passes at once, past any held utterance.
+            gated = False
+        if isinstance(frame, BotSpeakingFrame):
+            if self._bot_speaking:
+                self._bot_alive_at = time.monotonic()
+        elif self._bot_alive_at is not None and (
+            time.monotonic() - self._bot_alive_at > BOT_SPEAKING_STALE_SECS
+        ):
+            async with self._lock:
+                await self._expire_bot_speech()
         if not gated and not isinstance(frame, _STATEFUL):
             # The hot path (audio and every other frame): no state, no lock.
             await super().process_frame(frame, direction)
@@ -481,6 +529,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             if isinstance(frame, BotStartedSpeakingFrame):
                 if not self._bot_speaking:
                     self._bot_started_at = time.monotonic()
+                    self._bot_alive_at = None
                 self._bot_speaking = True
                 self._uninterruptible_now |= self._uninterruptible_next
                 self._uninterruptible_next = False
@@ -489,14 +538,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 if self._held and self._held.deferred == "bot grace period":
                     await self._arm_timer()
             elif isinstance(frame, BotStoppedSpeakingFrame):
-                self._bot_speaking = False
-                uninterruptible = self._uninterruptible_now or self._all_uninterruptible
-                self._uninterruptible_now = False
-                if self._held:
-                    if uninterruptible and not self._keep_uninterruptible_speech:
-                        await self._drop("discarded", "uninterruptible speech ended")
-                    else:
-                        await self._release("bot stopped speaking")
+                await self._bot_stopped("bot stopped speaking")
             elif isinstance(frame, UninterruptibleSpeechFrame) or (
                 isinstance(frame, TTSSpeakFrame) and not frame.interruptible
             ):
@@ -520,10 +562,37 @@ class SoftAckInterruptionFilter(FrameProcessor):
             if self._vad is not None and isinstance(frame, (EndFrame, CancelFrame)):
                 await self._vad.stop()
 
+    async def _bot_stopped(self, reason: str):
+        """The bot is silent: a held utterance becomes a normal user turn (or, after
+        uninterruptible speech with ``"discard"``, is dropped)."""
+        self._bot_speaking = False
+        self._bot_alive_at = None
+        uninterruptible = self._uninterruptible_now or self._all_uninterruptible
+        self._uninterruptible_now = False
+        if self._held:
+            if uninterruptible and not self._keep_uninterruptible_speech:
+                await self._drop("discarded", "uninterruptible speech ended")
+            else:
+                await self._release(reason)
+
+    async def _expire_bot_speech(self):
+        """Call the bot silent if its BotSpeakingFrames stopped long ago (its
+        BotStoppedSpeakingFrame was lost: livekit/agents#3418). Under the lock."""
+        alive_at = self._bot_alive_at
+        if alive_at is None or time.monotonic() - alive_at <= BOT_SPEAKING_STALE_SECS:
+            return
+        logger.warning(
+            f"{self}: no BotSpeakingFrame for {time.monotonic() - alive_at:.1f}s and no "
+            "BotStoppedSpeakingFrame: the bot counts as silent"
+        )
+        await self._bot_stopped("bot speech stale")
+
     async def cleanup(self):
         """Cancel the decision timer; release the adopted VAD."""
         await super().cleanup()
         await self._cancel_timer()
+        if self._own_bot_speech:
+            self._bot_speech.unwatch()
         if self._vad is not None:
             await self._vad.cleanup()
 
@@ -549,6 +618,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 # The previous utterance's speech had stopped: judge it on its own.
                 await self._decide_end("next utterance")
         self._track_speech(frame)
+        self._after_speech_start = isinstance(frame, _START_TYPES)
+        if self._dropped is not None:
+            if isinstance(frame, _START_TYPES):
+                self._dropped = None
+            elif self._held is None and self._late_transcript(frame):
+                await self._drop_late(frame)
+                return
 
         if self._held is None:
             if not self._bot_speaking or (self._passing and not new_utterance):
@@ -713,6 +789,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
     async def _drop(self, kind: DecisionKind, reason: str):
         utterance = await self._take(kind, reason)
+        self._dropped = (utterance, kind)
         if kind == "backchannel":
             last = utterance.last_transcript
             await self.push_frame(
@@ -741,16 +818,38 @@ class SoftAckInterruptionFilter(FrameProcessor):
             f"{self}: {kind} [{decision.text}] ({reason}; held {decision.held_secs:.3f}s, "
             f"{decision.frames} frames)"
         )
-        event = {
-            "backchannel": "on_backchannel",
-            "interruption": "on_interruption_released",
-            "noise": "on_noise_dropped",
-            "echo": "on_echo_dropped",
-            "discarded": "on_speech_discarded",
-        }[kind]
         # Non-sync event handlers run in their own tasks: a slow one never delays frames.
-        await self._call_event_handler(event, decision)
+        await self._call_event_handler(_EVENTS[kind], decision)
         return utterance
+
+    def _late_transcript(self, frame: Frame) -> bool:
+        """A transcript of the utterance dropped last, arriving before any new speech
+        start: a late or repeated final, or an interim after its final. Its words and
+        the dropped ones are a prefix of each other, and they hold no interruption."""
+        if not isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
+            return False
+        if self._speech_sources or not self._vad_seen:
+            return False  # speech on, or no VAD to tell utterances apart
+        tokens, dropped = normalize(frame.text or ""), normalize(self._dropped[0].text)
+        n = min(len(tokens), len(dropped))
+        if n == 0 or tokens[:n] != dropped[:n]:
+            return False
+        return self._classifier.explain(frame.text)[0] != Verdict.INTERRUPTION
+
+    async def _drop_late(self, frame: TranscriptionFrame | InterimTranscriptionFrame):
+        """Drop a late transcript with its utterance, in a decision of its own (reason
+        ``"late transcript"``, one frame, no second ``UserBackchannelFrame``)."""
+        utterance, kind = self._dropped
+        decision = SoftAckDecision(
+            kind=kind,
+            text=frame.text.strip(),
+            reason="late transcript",
+            held_secs=0.0,
+            after_speech_stop_secs=None,
+            frames=1,
+        )
+        logger.debug(f"{self}: {kind} [{decision.text}] (late transcript of [{utterance.text}])")
+        await self._call_event_handler(_EVENTS[kind], decision)
 
     # -- timer ------------------------------------------------------------------
 
@@ -783,7 +882,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # The utterance may have been decided while this timer waited for the lock.
             if self._held is utterance and self._timer is asyncio.current_task():
                 self._timer = None  # so the decision does not cancel this very task
-                await on_fire()
+                await self._expire_bot_speech()
+                if self._held is utterance:
+                    await on_fire()
 
     async def _on_max_hold(self):
         verdict, by_command = self._classifier.explain(self._held.text, partial=True)

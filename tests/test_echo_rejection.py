@@ -10,8 +10,8 @@ from pipecat.frames.frames import (
     UserBackchannelFrame,
     VADUserStartedSpeakingFrame,
 )
-from pipecat.observers.base_observer import FramePushed
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import run_test
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
@@ -61,26 +61,33 @@ def test_bad_thresholds_are_named(bad):
         explains("the price", **bad)
 
 
-def test_record_keeps_what_the_output_transport_played():
+class Speaker(FrameProcessor):
+    """Pushes every TTSTextFrame on as it "plays", like Pipecat's output transport."""
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+
+async def test_record_keeps_what_the_watched_processor_pushed_on():
     record = BotSpeechRecord()
-    output = BaseOutputTransport(TransportParams())
-    other = FrameProcessor()
-
-    async def push(source, text):
-        await record.on_push_frame(
-            FramePushed(source=source, destination=other, frame=TTSTextFrame(text, aggregated_by="sentence"),
-                        direction=FrameDirection.DOWNSTREAM, timestamp=0)
-        )
-
-    import asyncio
-
-    asyncio.run(push(other, "Sent to the TTS, not played yet."))
-    assert record.last_text() is None
-    asyncio.run(push(output, "Played."))
+    speaker = Speaker()
+    record.watch(speaker)
+    await run_test(speaker, frames_to_send=[TTSTextFrame("Played.", aggregated_by="sentence")])
+    assert record.last_text() == "Played."
+    record.unwatch()
+    await run_test(speaker, frames_to_send=[TTSTextFrame("Not recorded.", aggregated_by="sentence")])
     assert record.last_text() == "Played."
     t = time.monotonic()
     record.add("Later.", t + 10)
     assert record.tokens_since(t + 5) == ["played", "later"]  # the one playing at t+5, then later
+
+
+async def test_the_filter_watches_the_output_transport_after_it():
+    f = SoftAckInterruptionFilter()
+    output = BaseOutputTransport(TransportParams())
+    await run_test(Pipeline([f, output]), frames_to_send=[])
+    assert f.placement.output is output
 
 
 def test_record_is_bounded_and_checks_its_arguments():
