@@ -192,6 +192,9 @@ class Scenario:
     bot_end: float  # timeline s: the scripted answer ends if nobody stops it
     sound: UserSound = field(repr=False)
     extra: dict = field(default_factory=dict)
+    #: "tuned" (the default mix, from the clips defaults were chosen on) or "open"
+    #: (the open-vocabulary clips, held out).
+    set: str = "tuned"
 
     @property
     def should_stop(self) -> bool:
@@ -204,6 +207,7 @@ class Scenario:
     def describe(self) -> dict:
         d = {
             "index": self.index,
+            "set": self.set,
             "kind": self.kind,
             "name": self.name,
             "text": self.text,
@@ -362,6 +366,44 @@ def make_scenarios(seed: int = DEFAULT_SEED, mix: dict[str, int] | None = None,
             )  # fmt: skip
         )
     return scenarios
+
+
+#: Seed offset of the open set's generator: the default mix of a seed stays the
+#: same whether or not the open scenarios are added.
+OPEN_SEED_STREAM = 1
+
+
+def make_open_scenarios(seed: int = DEFAULT_SEED, start_index: int = 0,
+                        clips_dir: Path = OPEN_CLIPS_DIR) -> list[Scenario]:  # fmt: skip
+    """One scenario per open-vocabulary clip (``tests/audio/open``): BACKCHANNEL
+    clips as ``backchannel``, TURN clips as ``interruption``, in the manifest's order,
+    indices from ``start_index``. The bot's answer, its speed, the noise bed and the
+    injection time are drawn as for the default mix, from a generator of their own
+    (``[seed, OPEN_SEED_STREAM]``); the voices are used as recorded (no resampling:
+    the open set has voices and speeds of its own)."""
+    rng = np.random.default_rng([seed, OPEN_SEED_STREAM])
+    clips = _Clips(clips_dir)
+    out = []
+    for i, (file, row) in enumerate(clips.rows.items()):
+        kind = {"BACKCHANNEL": "backchannel", "TURN": "interruption"}.get(row["label"])
+        if kind is None:
+            continue
+        answer = int(rng.integers(len(BOT_ANSWERS)))
+        answer_speed = float(_pick(rng, list(BOT_SPEEDS)))
+        snr = _pick(rng, list(SNRS))
+        inject_at = BOT_START + float(rng.uniform(INJECT_MIN, INJECT_MAX))
+        sound, voice, speed = clips.sound(file)
+        onset = inject_at + sound.speech_start
+        clip_end = inject_at + len(sound.samples) / SR
+        out.append(
+            Scenario(
+                index=start_index + len(out), kind=kind, name=sound.name, text=sound.text, voice=voice,
+                speed=speed, snr_db=snr, answer=answer, answer_speed=answer_speed, inject_at=inject_at,
+                speech_onset=onset, speech_end=inject_at + sound.speech_end,
+                bot_end=max(onset + AFTER_ONSET, clip_end + AFTER_CLIP), sound=sound, set="open",
+            )  # fmt: skip
+        )
+    return out
 
 
 WARMUP_SECS = 2.0

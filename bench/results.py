@@ -1,15 +1,17 @@
 """Regenerate the README's "Results" section from the benchmarks, in one command.
 
-    python -m bench results [--write README.md] [--audio-limit N] [--audio-json FILE]
-                            [--cost-json FILE]
+    python -m bench results [--write README.md] [--audio-limit N] [--audio-json FILE ...]
+                            [--stt-json FILE] [--cost-json FILE]
 
-Runs ``bench text`` on the dev and held-out sets, ``bench cost`` and ``bench audio``
-(each as a subprocess with ``--json``, so their own code does the measuring), and
-prints a Markdown section with their tables and the machine they ran on. With
-``--write``, the section replaces the text between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in that file. ``--audio-json`` / ``--cost-json`` reuse a
-saved ``--json`` output instead of running that benchmark again (the full audio
-benchmark takes about 22 minutes on 2 cores).
+Runs ``bench text`` on the dev and held-out sets, ``bench stt`` (every ear, tuned and
+open-vocabulary clips), ``bench cost`` and ``bench audio`` (each as a subprocess with
+``--json``, so their own code does the measuring), and prints a Markdown section with
+their tables and the machine they ran on. Each audio table names the ear (STT) that
+produced it and says the clips are synthetic speech. With ``--write``, the section
+replaces the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
+that file. ``--audio-json`` (repeatable: one table per saved run, e.g. one per ear),
+``--stt-json`` and ``--cost-json`` reuse a saved ``--json`` output instead of running
+that benchmark again (a full audio run takes about 35 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from bench.audio import format_report as format_audio
 from bench.cost import render as format_cost
+from bench.stt import format_summary as format_stt
 from bench.text import format_table as format_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,14 +64,31 @@ def machine() -> str:
     )
 
 
-def section(text: dict[str, dict], cost: dict, audio: dict, audio_args: str) -> str:
-    """The Markdown of the Results section."""
+def section(
+    text: dict[str, dict], cost: dict, audio: dict | list[dict], audio_args: str, stt: dict | None = None
+) -> str:
+    """The Markdown of the Results section (``audio``: one report or a list, one per ear)."""
     block = lambda s: f"```\n{s.rstrip()}\n```"  # noqa: E731
     parts = [START, "## Results", "", f"Measured on: {machine()}. Regenerate with "
              f"`python -m bench results --write README.md`.", ""]  # fmt: skip
     for name, results in text.items():
         parts += [f"Text, {name} (`python -m bench text {TEXT_SETS[name]}`):", "", block(format_text(results)), ""]
-    parts += [f"Audio barge-in (`python -m bench audio{audio_args}`):", "", block(format_audio(audio)), ""]
+    if stt is not None:
+        parts += [
+            "STT on the clips (`python -m bench stt`; synthetic speech; `tuned` = tests/audio, the clips "
+            "the STT defaults were chosen on; `open` = tests/audio/open, never tuned on):",
+            "",
+            block(format_stt(stt["blocks"])),
+            "",
+        ]
+    for report in audio if isinstance(audio, list) else [audio]:
+        ear = report.get("stt", "pocketsphinx")
+        parts += [
+            f"Audio barge-in, ear `{ear}` (`python -m bench audio --stt {ear}{audio_args}`; synthetic speech):",
+            "",
+            block(format_audio(report)),
+            "",
+        ]
     parts += ["Cost (`python -m bench cost`):", "", block(format_cost(cost)), "", END]
     return "\n".join(parts)
 
@@ -77,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench results", description=__doc__.splitlines()[0])
     parser.add_argument("--write", metavar="FILE", help="replace the results section in FILE")
     parser.add_argument("--audio-limit", type=int, default=None, help="bench audio --limit N")
-    parser.add_argument("--audio-json", metavar="FILE", help="reuse a saved `bench audio --json`")
+    parser.add_argument("--audio-json", metavar="FILE", action="append",
+                        help="reuse a saved `bench audio --json` (repeat for several ears)")  # fmt: skip
+    parser.add_argument("--stt-json", metavar="FILE", help="reuse a saved `bench stt --json`")
     parser.add_argument("--cost-json", metavar="FILE", help="reuse a saved `bench cost --json`")
     args = parser.parse_args(argv)
     if args.write:
@@ -90,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     cost = json.loads(Path(args.cost_json).read_text()) if args.cost_json else run_json("cost")
     audio_args = f" --limit {args.audio_limit}" if args.audio_limit else ""
     if args.audio_json:
-        audio = json.loads(Path(args.audio_json).read_text())
+        audio = [json.loads(Path(f).read_text()) for f in args.audio_json]
     else:
-        audio = run_json("audio", *audio_args.split())
-    markdown = section(text, cost, audio, audio_args)
+        audio = [run_json("audio", *audio_args.split())]
+    stt = json.loads(Path(args.stt_json).read_text()) if args.stt_json else run_json("stt")
+    markdown = section(text, cost, audio, audio_args, stt)
 
     if not args.write:
         print(markdown)

@@ -162,6 +162,7 @@ def run_clip(stream, pcm: bytes, row: dict, vad_start: float, vad_stop: float, k
     out = {
         "final": " ".join(e.text for _, e in finals),
         "first_interim": interims[0][1].text if interims else "",
+        "interims": [e.text for _, e in interims],
         "first_interim_lat": (interims[0][0] - onset) if interims and speech else None,
         "final_after_vad_stop": None,
         "final_after_speech_end": None,
@@ -196,9 +197,19 @@ class WhisperEar:
         t0 = time.perf_counter()
         self.service = create_whisper_stt()
         self.load_s = time.perf_counter() - t0
+        self._memo: dict[str, tuple[str, float]] = {}
 
     def transcribe(self, pcm: bytes) -> tuple[str, float]:
-        """``(text, seconds)`` of one segment."""
+        """``(text, seconds)`` of one segment; a segment already transcribed in this
+        process (the whisper and hybrid ears send the same ones) is not run again."""
+        import hashlib
+
+        key = hashlib.sha1(pcm).hexdigest()
+        if key not in self._memo:
+            self._memo[key] = self._transcribe(pcm)
+        return self._memo[key]
+
+    def _transcribe(self, pcm: bytes) -> tuple[str, float]:
         import asyncio
 
         async def run():
@@ -221,24 +232,33 @@ def whisper_segment(pcm: bytes, row: dict, vad_start: float, vad_stop: float) ->
     return pcm[int(a * SR) * 2 : int(b * SR) * 2] + bytes(int(WHISPER_TAIL_S * SR) * 2)
 
 
-def command_interims_only(clf, Verdict):
-    """The hybrid ear's interim gate: pass an interim only if it holds a command keyword."""
-
-    def keep(text: str) -> bool:
+def released_on_interims(interims: list[str], clf, Verdict, confirmations: int = 2) -> bool:
+    """Whether ``SoftAckInterruptionFilter`` would release on these interims, before any
+    final: a command keyword at once, a content word once it stood in
+    ``confirmations`` consecutive interims (the filter's ``content_confirmations``)."""
+    run = 0
+    for text in interims:
         verdict, by_command = clf.explain(text, partial=True)
-        return verdict == Verdict.INTERRUPTION and by_command
-
-    return keep
+        if verdict == Verdict.INTERRUPTION and by_command:
+            return True
+        run = run + 1 if verdict == Verdict.INTERRUPTION else 0
+        if run >= confirmations:
+            return True
+    return False
 
 
 def run_ear(ear: str, rows: list[dict], clips_dir: Path, a, stream, whisper, clf, Verdict) -> list[dict]:
     """Per-clip results of one ear on one clip set."""
-    keep = command_interims_only(clf, Verdict) if ear == "hybrid" else None
+    keep = None
+    if ear == "hybrid":
+        from bot.whisper_stt import command_interim_gate
+
+        keep = command_interim_gate(clf, a.hybrid_min_words)
     results = []
     for row in rows:
         pcm = read_pcm(clips_dir / row["file"])
         if ear == "whisper":
-            res = {"final": "", "first_interim": "", "first_interim_lat": None, "cost": 0.0,
+            res = {"final": "", "first_interim": "", "first_interim_lat": None, "cost": 0.0, "interims": [],
                    "audio_s": len(pcm) / (2 * SR), "final_after_vad_stop": None, "final_after_speech_end": None}  # fmt: skip
         else:
             res = run_clip(stream, pcm, row, a.vad_start_secs, a.vad_stop_secs, keep_interim=keep)
@@ -266,6 +286,7 @@ def run_ear(ear: str, rows: list[dict], clips_dir: Path, a, stream, whisper, clf
             vi = clf.classify(res["first_interim"], partial=True) if res["first_interim"] else Verdict.EMPTY
             res["verdict"], res["verdict_ok"] = v.name, v in want
             res["interim_verdict"], res["interim_verdict_ok"] = vi.name, vi in want
+            res["released_on_interims"] = released_on_interims(res["interims"], clf, Verdict)
         results.append(res)
         if a.verbose:
             lat = res["first_interim_lat"]
@@ -319,8 +340,11 @@ def summarize(results: list[dict], clf) -> dict:
         out["verdict_ok"] = sum(r["verdict_ok"] for r in results)
         out["missed"] = [r["file"] for r in results if r["label"] == "TURN" and not r["verdict_ok"]]
         out["false_stops"] = [r["file"] for r in results if r["label"] != "TURN" and r["verdict"] == "INTERRUPTION"]
-        # A command keyword in the first interim: the filter releases while the user speaks.
-        out["turn_first_interim_interrupts"] = out["interim_verdict_TURN"]
+        # Released on interims: while the user still speaks (fast for a TURN; for a
+        # backchannel or noise, a false stop no final can undo).
+        for label in ("BACKCHANNEL", "TURN", "NOISE"):
+            sub = [r for r in results if r["label"] == label]
+            out[f"released_on_interims_{label}"] = [sum(r["released_on_interims"] for r in sub), len(sub)]
     by_voice: dict[str, list[dict]] = {}
     for r in speech:
         by_voice.setdefault(r["voice"], []).append(r)
@@ -378,9 +402,9 @@ def format_summary(blocks: list[dict]) -> str:
     """One row per (set, ear): what the barge-in decision gets from each ear."""
     lines = [
         f"{'set':<6} {'ear':<13} {'word acc':>8} {'BC ok':>7} {'TURN ok':>8} {'NOISE ok':>8} "
-        f"{'TURN on 1st interim':>19} {'false stops':>11} {'missed':>6} {'final after VAD stop':>21}",
-        f"{'':<6} {'':<13} {'':>8} {'(final)':>7} {'(final)':>8} {'(final)':>8} {'':>19} {'':>11} {'':>6} "
-        f"{'median/p99 ms':>21}",
+        f"{'released on interims':>22} {'final false':>11} {'final':>6} {'final after VAD stop':>21}",
+        f"{'':<6} {'':<13} {'':>8} {'(final)':>7} {'(final)':>8} {'(final)':>8} {'TURN / BC+NOISE':>22} "
+        f"{'stops':>11} {'missed':>6} {'median/p99 ms':>21}",
     ]
     for b in blocks:
         m = b["metrics"]
@@ -388,9 +412,11 @@ def format_summary(blocks: list[dict]) -> str:
         lat = m["final_after_vad_stop_median_s"]
         p99 = m["final_after_vad_stop_p99_s"]
         lat_s = "-" if lat is None else f"{lat * 1000:.0f}/{p99 * 1000:.0f}"
+        rt, rb, rn = (m[f"released_on_interims_{k}"] for k in ("TURN", "BACKCHANNEL", "NOISE"))
+        rel = f"{rt[0]}/{rt[1]} / {rb[0] + rn[0]}/{rb[1] + rn[1]}"
         lines.append(
             f"{b['set']:<6} {b['ear']:<13} {m['word_accuracy']:>8.3f} {f('verdict_BACKCHANNEL'):>7} "
-            f"{f('verdict_TURN'):>8} {f('verdict_NOISE'):>8} {f('interim_verdict_TURN'):>19} "
+            f"{f('verdict_TURN'):>8} {f('verdict_NOISE'):>8} {rel:>22} "
             f"{len(m['false_stops']):>11} {len(m['missed']):>6} {lat_s:>21}"
         )
     return "\n".join(lines)
@@ -408,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--word-boost", action="append", default=[], metavar="WORD=W", help="per-word boost")
     ap.add_argument("--stable-chunks", type=int, default=None, help="PocketsphinxParams.interim_stable_chunks")
     ap.add_argument("--no-internal-onset", action="store_true", help="open utterances on the VAD start only")
+    ap.add_argument("--hybrid-min-words", type=int, default=None,
+                    help="hybrid: interim words that pass without a command keyword "
+                    "(default bot.whisper_stt.HYBRID_MIN_CONTENT_WORDS; 0 = commands only)")  # fmt: skip
     ap.add_argument("--filter", default="", help="only clips whose file name contains this")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per clip")
     ap.add_argument("--tsv", type=Path, help="write per-clip results here (all sets and ears)")
@@ -459,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         whisper = WhisperEar()
         load["whisper"] = whisper.load_s
     load["hybrid"] = load.get("pocketsphinx", 0.0) + load.get("whisper", 0.0)
+    if a.hybrid_min_words is None:
+        from bot.whisper_stt import HYBRID_MIN_CONTENT_WORDS
+
+        a.hybrid_min_words = HYBRID_MIN_CONTENT_WORDS
     clf, Verdict = load_classifier()
 
     blocks, all_rows = [], []

@@ -195,31 +195,56 @@ def create_whisper_stt(*, cache_dir: str | os.PathLike | None = None, **kwargs):
     return WhisperSTTService(settings=settings, **kwargs)
 
 
-def create_command_word_stt(**kwargs):
-    """Streaming PocketSphinx that passes on only interims holding a command keyword.
+#: Words from which the hybrid ear passes a PocketSphinx interim on although it holds
+#: no command keyword: PocketSphinx's mishearings of short backchannels are one or
+#: two words ("mama", "fab"), while a long turn with no command word ("what's the
+#: weather like on mars") would otherwise wait for Whisper's final, a second or
+#: more after the speech. Chosen on the tuned clips (``python -m bench stt`` and
+#: ``bench audio --limit`` on tests/audio), never on the open set. 0 = commands only.
+HYBRID_MIN_CONTENT_WORDS = 3
 
-    The fast half of the hybrid ear: "wait", "stop", "hold on" (the lexicon's
-    command keywords, ``configs/en.toml``, as the filter's ``BackchannelClassifier``
-    reads them on a partial transcript) go out as ``InterimTranscriptionFrame`` as
-    soon as PocketSphinx's interim holds them; every other interim (where
+
+def command_interim_gate(classifier=None, min_content_words: int = HYBRID_MIN_CONTENT_WORDS):
+    """``keep(text) -> bool``: whether the hybrid ear passes a PocketSphinx interim on.
+
+    True when the interim holds a command keyword (the lexicon's, ``configs/en.toml``,
+    as ``BackchannelClassifier.explain(text, partial=True)`` reads it), or has at
+    least ``min_content_words`` words (0: never) and is not only soft-acks.
+    Shared by the service and ``bench stt``.
+    """
+    from pipecat_softack import BackchannelClassifier, Verdict
+
+    classifier = classifier or BackchannelClassifier()
+
+    def keep(text: str) -> bool:
+        verdict, by_command = classifier.explain(text, partial=True)
+        if verdict != Verdict.INTERRUPTION:
+            return False
+        return by_command or (min_content_words > 0 and len(text.split()) >= min_content_words)
+
+    return keep
+
+
+def create_command_word_stt(*, min_content_words: int = HYBRID_MIN_CONTENT_WORDS, **kwargs):
+    """Streaming PocketSphinx that passes on only the interims :func:`command_interim_gate`
+    keeps, and no finals.
+
+    The fast half of the hybrid ear: "wait", "stop", "hold on" go out as
+    ``InterimTranscriptionFrame`` as soon as PocketSphinx's interim holds them, and so
+    does a long interim (``min_content_words``); every other interim (where
     PocketSphinx's mishearings of short backchannels live) and every PocketSphinx
     final is dropped, the final being Whisper's. ``**kwargs`` go to
     ``PocketsphinxSTTService``.
     """
-    from pipecat_softack import BackchannelClassifier, Verdict
-
     from bot.pocketsphinx_stt import PocketsphinxSTTService
 
-    classifier = BackchannelClassifier()
+    keep = command_interim_gate(min_content_words=min_content_words)
 
     class CommandWordPocketsphinxSTTService(PocketsphinxSTTService):
-        """PocketSphinx interims with a command keyword only; no finals."""
+        """PocketSphinx interims with a command keyword (or long ones) only; no finals."""
 
         async def _handle_event(self, ev):
-            if ev.kind != "interim":
-                return
-            verdict, by_command = classifier.explain(ev.text, partial=True)
-            if verdict == Verdict.INTERRUPTION and by_command:
+            if ev.kind == "interim" and keep(ev.text):
                 await super()._handle_event(ev)
 
     kwargs.setdefault("ttfs_p99_latency", WHISPER_TTFS_P99)

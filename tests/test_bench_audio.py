@@ -1,8 +1,10 @@
-"""CI slice of the audio barge-in benchmark (``python -m bench audio``).
+"""CI slice of the audio barge-in benchmark (``python -m bench audio``), and the
+peers' rules it runs (bench/peers.py).
 
-Runs 4 real-time scenarios (~30 s: Silero VAD, PocketSphinx, four strategy
-branches) and checks the JSON shape and that the counts add up. No timing or
-rate targets here: those are measured by the full run.
+Runs 4 real-time scenarios of the default mix and 2 of the open-vocabulary set
+(~60 s: Silero VAD, the default ear, eight strategy branches) and checks the JSON
+shape and that the counts add up. No timing or rate targets here: those are
+measured by the full run.
 """
 
 from __future__ import annotations
@@ -14,21 +16,22 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pocketsphinx")
-pytest.importorskip("piper")
-
-from bench.audio import STRATEGIES, select  # noqa: E402
+from bench.audio import OURS, STRATEGIES, TARGETS, select  # noqa: E402
+from bench.audio_io import OPEN_CLIPS_DIR, load_manifest  # noqa: E402
 from bench.audio_scenarios import (  # noqa: E402
     DEFAULT_MIX,
     KEEP_KINDS,
     KINDS,
     STOP_KINDS,
+    make_open_scenarios,
     make_scenarios,
     mix_summary,
 )
+from bench.peers import livekit_legacy_interrupts, vapi_interrupts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 4
+OPEN_LIMIT = max(2, LIMIT // 2)
 
 
 def test_default_scenarios_are_reproducible_and_large_enough():
@@ -39,6 +42,41 @@ def test_default_scenarios_are_reproducible_and_large_enough():
     assert len(mix_summary(a)["by_voice"]) >= 4 and len(mix_summary(a)["by_snr_db"]) >= 3
     other = make_scenarios(seed=1)
     assert [s.describe() for s in other] != [s.describe() for s in a]
+
+
+def test_open_scenarios_play_every_open_clip_once_and_leave_the_default_mix_alone():
+    rows = load_manifest(OPEN_CLIPS_DIR)
+    scenarios = make_open_scenarios(start_index=10_000)
+    assert sorted(s.name + ".wav" for s in scenarios) == sorted(rows)
+    assert {s.set for s in scenarios} == {"open"}
+    assert sum(s.kind == "backchannel" for s in scenarios) >= 40
+    assert sum(s.kind == "interruption" for s in scenarios) >= 40
+    tuned_texts = {r["text"] for r in load_manifest().values()}
+    assert not tuned_texts & {s.text for s in scenarios}
+    assert [s.describe() for s in make_open_scenarios(start_index=10_000)] == [s.describe() for s in scenarios]
+    assert {s.set for s in make_scenarios()} == {"tuned"}
+
+
+def test_vapi_rule():
+    # Acknowledgement phrases never interrupt, interruption phrases always do.
+    assert not vapi_interrupts("yeah okay")
+    assert not vapi_interrupts("Mm-hmm.")
+    assert not vapi_interrupts("I'm listening")  # "im listening" in Vapi's list
+    assert vapi_interrupts("no")
+    assert vapi_interrupts("yeah but what about the price")
+    assert vapi_interrupts("Don't.")
+    # numWords: words outside both lists interrupt from that many on.
+    assert vapi_interrupts("mama")
+    assert not vapi_interrupts("mama", num_words=2)
+    assert vapi_interrupts("what time", num_words=2)
+    assert not vapi_interrupts("")
+
+
+def test_livekit_legacy_rule_needs_more_than_three_words():
+    assert not livekit_legacy_interrupts("what time is")
+    assert livekit_legacy_interrupts("what time is it")
+    assert livekit_legacy_interrupts("", interim="could you say that again")
+    assert not livekit_legacy_interrupts("stop")  # no command words: words only
 
 
 def test_limit_takes_every_kind_first():
@@ -63,8 +101,11 @@ def report():
 
 def test_json_shape(report):
     assert {"seed", "mix", "strategies", "targets", "scenarios", "wall_secs"} <= set(report)
-    assert report["mix"]["n"] == LIMIT == len(report["scenarios"])
-    assert list(report["strategies"]) == list(STRATEGIES)
+    assert report["mix"]["n"] == LIMIT
+    assert report["open_mix"]["n"] == OPEN_LIMIT
+    assert len(report["scenarios"]) == LIMIT + OPEN_LIMIT
+    assert list(report["strategies"]) == list(STRATEGIES) == list(report["open"])
+    assert report["stt"] in ("pocketsphinx", "whisper", "hybrid")
     for s in report["scenarios"]:
         assert s["kind"] in KINDS
         assert set(s["outcomes"]) == set(STRATEGIES)
@@ -72,11 +113,24 @@ def test_json_shape(report):
             assert isinstance(o["stopped"], bool)
             assert ("missed" in o) == (s["kind"] in STOP_KINDS)
             assert ("false_interrupt" in o) == (s["kind"] in KEEP_KINDS)
-    assert set(report["targets"]) == {"ours-filter", "ours-strategy"}
+    assert set(report["targets"]) == set(OURS) == {"ours-filter", "ours-canonical", "ours-strategy"}
+    for t in report["targets"].values():
+        assert set(t) == set(TARGETS)
+        assert all(v["met"] in (True, False, None) for v in t.values())
+
+
+def test_open_counts_add_up(report):
+    opened = [s for s in report["scenarios"] if s["set"] == "open"]
+    for name, m in report["open"].items():
+        bc = [s for s in opened if s["kind"] == "backchannel"]
+        turns = [s for s in opened if s["kind"] == "interruption"]
+        assert (m["n_backchannel"], m["n_interruption"]) == (len(bc), len(turns))
+        assert m["n_false_interrupt"] == sum(s["outcomes"][name]["stopped"] for s in bc) == len(m["false_interrupts"])
+        assert m["n_missed"] == sum(s["outcomes"][name]["missed"] for s in turns) == len(m["missed"])
 
 
 def test_counts_add_up(report):
-    scenarios = report["scenarios"]
+    scenarios = [s for s in report["scenarios"] if s["set"] == "tuned"]
     n_keep = sum(s["kind"] in KEEP_KINDS for s in scenarios)
     n_stop = sum(s["kind"] in STOP_KINDS for s in scenarios)
     assert n_keep + n_stop == LIMIT
@@ -96,6 +150,7 @@ def test_counts_add_up(report):
         timed = m["onset_to_audio_stop"]["n"]
         assert m["n_missed"] + m["n_stopped_before_onset"] + timed == n_stop
         assert m["onset_to_interruption_frame"]["n"] <= timed
+        assert m["command_onset_to_interruption_frame"]["n"] <= m["n_stop_command_word"] <= n_stop
         if n_keep:
             assert m["false_interrupt_rate"] == pytest.approx(m["n_false_interrupt"] / n_keep)
         if n_stop:
@@ -103,7 +158,6 @@ def test_counts_add_up(report):
 
 
 def test_plot_writes_a_png(report, tmp_path):
-    pytest.importorskip("matplotlib")
     from bench.audio import plot
 
     out = tmp_path / "bench.png"

@@ -22,16 +22,20 @@ def bench_json(tmp_path, name, *args):
 def test_results_section_is_replaced_between_the_markers(tmp_path):
     cost = bench_json(tmp_path, "cost", "--minutes", "0.2", "--hours", "0.02", "--repeats", "1")
     audio = bench_json(tmp_path, "audio", "--limit", "1")
+    stt = bench_json(tmp_path, "stt", "--stt", "pocketsphinx", "--filter", "wait")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{results.START}\nold figures\n{results.END}\nafter\n")
-    assert results.main(["--write", str(readme), "--audio-json", str(audio), "--cost-json", str(cost)]) == 0
+    args = ["--write", str(readme), "--audio-json", str(audio), "--cost-json", str(cost), "--stt-json", str(stt)]
+    assert results.main(args) == 0
     text = readme.read_text()
     assert "old figures" not in text
     assert text.startswith("# Title\n\nbefore\n") and text.endswith("after\n")
     assert "## Results" in text and "Measured on: " in text and "pipecat-ai 1.14" in text
-    for heading in ("held-out set 2 (never tuned on)", "Audio barge-in", "Cost"):
+    for heading in ("held-out set 2 (never tuned on)", "STT on the clips", "Audio barge-in, ear", "Cost"):
         assert heading in text
     assert "ours" in text and "IdentityFilter" in text
+    # Which STT produced each audio table, and that the clips are synthetic speech.
+    assert text.count("synthetic speech") >= 2 and "ear: " in text
 
 
 def test_missing_markers_are_named_before_anything_runs(tmp_path, capsys):
