@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipecat.audio.utils import is_silence
+import numpy as np
+from pipecat.audio.utils import create_stream_resampler, is_silence
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -149,7 +150,7 @@ class Timeline:
     ``text``, ``label``; ``speech_onset`` = when the speech in it begins),
     ``vad_start``/``vad_stop``, ``interim``/``transcript`` (``text``),
     ``user_started_speaking``/``user_stopped_speaking``, ``backchannel_frame``,
-    ``filter_backchannel``/``filter_interruption``/``filter_noise`` (a
+    ``filter_backchannel``/``filter_interruption``/``filter_noise``/``filter_echo`` (a
     ``SoftAckDecision``: ``text``, ``reason``, ``deferred``, ``held``),
     ``tts_speak`` (a ``TTSSpeakFrame``: ``text``, ``interruptible``),
     ``interruption``, ``bot_started_speaking``/
@@ -304,6 +305,7 @@ class TimelineObserver(BaseObserver):
             "backchannel": "on_backchannel",
             "interruption": "on_interruption_released",
             "noise": "on_noise_dropped",
+            "echo": "on_echo_dropped",
         }
         for kind, event in events.items():
 
@@ -360,6 +362,51 @@ class TimelineObserver(BaseObserver):
 # --------------------------------------------------------------------------- #
 
 
+class EchoPath:
+    """The bot's speaker heard by its own microphone: played audio, delayed and
+    attenuated by an echo return loss, mixed into the microphone (a laptop without
+    headphones).
+
+    Args:
+        echo_return_loss_db: Attenuation from speaker to microphone, dB (e.g. 12).
+        delay_secs: Acoustic and device delay, seconds (default 0.04).
+
+    Raises:
+        ValueError: a negative echo return loss or delay.
+    """
+
+    def __init__(self, echo_return_loss_db: float, delay_secs: float = 0.04):
+        if echo_return_loss_db < 0 or delay_secs < 0:
+            raise ValueError(
+                f"echo_return_loss_db and delay_secs must be >= 0, got {echo_return_loss_db!r}, {delay_secs!r}"
+            )
+        self.gain = 10 ** (-echo_return_loss_db / 20)
+        self.delay = delay_secs
+        self._samples = np.zeros(0, np.float32)  # 16 kHz, index 0 = timeline 0
+        self._resampler = create_stream_resampler()
+
+    async def play(self, audio: bytes, sample_rate: int, t: float):
+        """The speaker plays ``audio`` (16-bit mono) from timeline time ``t`` (s)."""
+        if sample_rate != SAMPLE_RATE:
+            audio = await self._resampler.resample(audio, sample_rate, SAMPLE_RATE)
+        pcm = np.frombuffer(audio, np.int16).astype(np.float32) * self.gain
+        start = max(0, int(round((t + self.delay) * SAMPLE_RATE)))
+        end = start + len(pcm)
+        if end > len(self._samples):
+            self._samples = np.concatenate([self._samples, np.zeros(end - len(self._samples), np.float32)])
+        self._samples[start:end] += pcm
+
+    def mix(self, chunk: bytes, t: float) -> bytes:
+        """``chunk`` (the microphone's 16 kHz audio from timeline time ``t``) plus the echo."""
+        start = int(round(t * SAMPLE_RATE))
+        echo = self._samples[start : start + len(chunk) // 2]
+        if not len(echo) or not echo.any():
+            return chunk
+        mic = np.frombuffer(chunk, np.int16).astype(np.float32)
+        mic[: len(echo)] += echo
+        return np.clip(mic, -32768, 32767).astype(np.int16).tobytes()
+
+
 class FileMicInputTransport(BaseInputTransport):
     """Plays a microphone timeline in real time: silence, and clips when their cues are due.
 
@@ -380,6 +427,7 @@ class FileMicInputTransport(BaseInputTransport):
         self._mic_task: asyncio.Task | None = None
         self._current: tuple[Cue, float, int] | None = None  # cue, start time, bytes played
         self._idle_since = 0.0
+        self.echo: EchoPath | None = None  # the speaker's audio heard back, if set
 
     def add_cue(self, cue: Cue):
         self.pending.append(cue)
@@ -454,6 +502,8 @@ class FileMicInputTransport(BaseInputTransport):
                     self._current = (cue, started, off)
             else:
                 chunk = silence
+            if self.echo is not None:
+                chunk = self.echo.mix(chunk, t)
             await self.push_audio_frame(
                 InputAudioRawFrame(audio=chunk, sample_rate=SAMPLE_RATE, num_channels=1)
             )
@@ -473,6 +523,7 @@ class SpeakerOutputTransport(BaseOutputTransport):
         super().__init__(params, **kwargs)
         self.timeline = timeline
         self._play_until = 0.0
+        self.echo: EchoPath | None = None  # where played audio is also heard, if set
 
     async def start(self, frame: StartFrame):
         await super().start(frame)
@@ -485,18 +536,31 @@ class SpeakerOutputTransport(BaseOutputTransport):
         self._play_until = start + secs
         if not is_silence(frame.audio):
             self.timeline.add_audio(secs, t=start - self.timeline.t0)
+            if self.echo is not None:
+                await self.echo.play(frame.audio, frame.sample_rate, start - self.timeline.t0)
         await asyncio.sleep(self._play_until - now)
         return True
 
 
 class FileAudioTransport(BaseTransport):
-    """A transport whose microphone plays clips on cue and whose speaker only keeps time."""
+    """A transport whose microphone plays clips on cue and whose speaker only keeps time.
 
-    def __init__(self, timeline: Timeline | None = None, cues: Iterable[Cue] = (), **kwargs):
+    With ``echo`` the microphone also hears what the speaker plays (:class:`EchoPath`).
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline | None = None,
+        cues: Iterable[Cue] = (),
+        *,
+        echo: EchoPath | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.timeline = timeline or Timeline()
         self._input = FileMicInputTransport(self.timeline, cues, name="file-mic")
         self._output = SpeakerOutputTransport(self.timeline, name="speaker")
+        self._input.echo = self._output.echo = echo
 
     def input(self) -> FileMicInputTransport:
         return self._input
@@ -738,9 +802,11 @@ async def run_offline_barge_in(
     linger_secs: float = 3.0,
     max_secs: float = 60.0,
     vad_in_aggregator: bool = False,
+    echo_return_loss_db: float | None = None,
 ) -> tuple[Timeline, Any]:
     """Run the offline bot on ``turn`` then, while it answers, ``backchannel`` and
-    ``interrupt`` (Silero inside the user aggregator if ``vad_in_aggregator``).
+    ``interrupt`` (Silero inside the user aggregator if ``vad_in_aggregator``; the
+    bot's speaker heard back by its microphone at ``echo_return_loss_db`` if set).
     Returns ``(timeline, llm_context)``."""
     from bot.local_llm import get_shared_local_llm_server
 
@@ -753,7 +819,8 @@ async def run_offline_barge_in(
         interrupt_delay=interrupt_delay,
     )
     tl = Timeline()
-    transport = FileAudioTransport(tl, cues)
+    echo = EchoPath(echo_return_loss_db) if echo_return_loss_db is not None else None
+    transport = FileAudioTransport(tl, cues, echo=echo)
     observer = TimelineObserver(tl)
     worker, context, _ = offline_worker(transport, observer, vad_in_aggregator=vad_in_aggregator)
     await run_timeline(worker, transport, linger_secs=linger_secs, max_secs=max_secs)
