@@ -14,6 +14,7 @@ _PIPECAT_EXPORTS = {
     "HeardSpeechTracker": "pipecat_softack.heard",
     "ResumeProcessor": "pipecat_softack.heard",
     "BotInterruption": "pipecat_softack.heard",
+    "BotSpeechRecord": "pipecat_softack.bot_speech",
     "say": "pipecat_softack.speech",
     "speech_frame": "pipecat_softack.speech",
 }
