@@ -16,6 +16,7 @@ import asyncio
 import sys
 
 from dotenv import load_dotenv
+from loguru import logger
 
 from bot.agents import AGENTS
 from bot.services import CHOICES, ServiceChoice, choose_services
@@ -25,7 +26,10 @@ transports:
   (default)           SmallWebRTC: open http://localhost:7860/client in a browser
   -t daily            Daily room (needs DAILY_API_KEY); -d joins directly
   --transport local   LocalAudioTransport: this machine's microphone and speaker
-                      (needs PyAudio, i.e. Debian's portaudio19-dev)
+                      (needs PyAudio, i.e. Debian's portaudio19-dev), with WebRTC
+                      acoustic echo cancellation so the bot does not hear itself
+                      (--no-aec turns it off, e.g. with headphones); SmallWebRTC and
+                      Daily need none: the browser cancels the echo
 
 services (auto = cloud when its key is set, offline otherwise):
   STT  deepgram (DEEPGRAM_API_KEY)  | pocketsphinx (offline)
@@ -54,6 +58,14 @@ def add_bot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         help="example behaviour: default (ignore backchannels, obey interruptions, resume "
         "on 'go on'), uninterruptible (a long notice nothing cuts), interrupt-user (cut in "
         "when you talk past three sentences)",
+    )
+    group.add_argument(
+        "--no-aec",
+        dest="aec",
+        action="store_false",
+        help="--transport local only: turn off acoustic echo cancellation (on by default there, "
+        "so the bot does not interrupt itself on its own voice from the speaker; use with "
+        "headphones). SmallWebRTC and Daily never use it: the browser cancels echo",
     )
     return parser
 
@@ -111,15 +123,24 @@ def check_sound_devices() -> None:
         audio.terminate()
 
 
-async def run_local(choice: ServiceChoice, agent: str = "default"):
-    """Talk to the bot through this machine's microphone and speaker."""
+async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool = True):
+    """Talk to the bot through this machine's microphone and speaker.
+
+    With ``aec`` (the default) the microphone goes through WebRTC acoustic echo
+    cancellation with the bot's output as the reverse stream (``bot/echo_cancel.py``),
+    so a laptop's speaker leaking into its microphone does not interrupt the bot.
+    """
     from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
 
     from bot.pipeline import run_bot
 
-    transport = LocalAudioTransport(
-        LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
-    )
+    params = LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
+    if aec:
+        from bot.echo_cancel import EchoCanceller
+
+        EchoCanceller().apply_to(params)
+    logger.info(f"Local audio: acoustic echo cancellation {'on' if aec else 'off (--no-aec)'}")
+    transport = LocalAudioTransport(params)
     await run_bot(transport, choice, agent=AGENTS[agent], has_clients=False, handle_sigint=True)
 
 
@@ -148,7 +169,7 @@ def main(argv: list[str] | None = None):
         from bot.services import preload
 
         preload(_CHOICE)
-        asyncio.run(run_local(_CHOICE, args.agent))
+        asyncio.run(run_local(_CHOICE, args.agent, aec=args.aec))
         return
 
     from pipecat.runner.run import app, main as runner_main
