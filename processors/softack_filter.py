@@ -39,6 +39,7 @@ from pipecat.frames.frames import (
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     StartFrame,
+    STTMetadataFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
     UserBackchannelFrame,
@@ -97,6 +98,7 @@ _STATEFUL = (
     TTSSpeakFrame,
     EndFrame,
     CancelFrame,
+    STTMetadataFrame,  # the STT's P99 transcript latency (see _arm_timer)
 )
 
 # Seconds without a BotSpeakingFrame after which the bot counts as silent, once this
@@ -368,6 +370,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._own_bot_speech = bot_speech is None  # ours to add to the worker at setup
         self._bot_speech = bot_speech or BotSpeechRecord()
         self._transcript_timeout = settings.transcript_timeout_secs
+        # P99 seconds from the end of speech to the STT's final transcript, from its
+        # STTMetadataFrame (0 until one arrives).
+        self._stt_latency = 0.0
         self._max_hold = settings.max_hold_secs
         self._min_words = settings.min_words
         self._min_speech = settings.min_speech_secs
@@ -558,6 +563,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
                     )
                     self._held = None
                 await self._cancel_timer()
+            elif isinstance(frame, STTMetadataFrame) and direction == FrameDirection.DOWNSTREAM:
+                # The STT feeding the filter (the latest one, after a ServiceSwitcher
+                # switch). Segmented STTs transcribe only after the VAD stop, and cloud
+                # ones advertise P99s past the transcript timeout (OpenAISTTService:
+                # 2.01 s): a timer shorter than that drops real interruptions as noise.
+                self._stt_latency = max(0.0, frame.ttfs_p99_latency or 0.0)
             await self.push_frame(frame, direction)
             if self._vad is not None and isinstance(frame, (EndFrame, CancelFrame)):
                 await self._vad.stop()
@@ -858,7 +869,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
         A deferred interruption looks again at ``recheck_at`` (no timer if None: it
         waits for words or for the bot to stop). Otherwise: max hold while speech
-        goes on, else the transcript timeout.
+        goes on, else the transcript timeout, never shorter than the STT's advertised
+        P99 latency to its final transcript.
         """
         await self._cancel_timer()
         utterance = self._held
@@ -871,7 +883,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         elif self._speech_sources:
             delay, on_fire = self._max_hold, self._on_max_hold
         else:
-            delay, on_fire = self._transcript_timeout, self._on_transcript_timeout
+            delay = max(self._transcript_timeout, self._stt_latency)
+            on_fire = self._on_transcript_timeout
         self._timer = self.create_task(
             self._run_timer(delay, on_fire, utterance), f"{self}::decision_timer"
         )
