@@ -14,12 +14,19 @@ Precedence, highest first (each field is resolved on its own):
 4. the built-in defaults for the language, shipped as ``configs/<language>.toml``.
 
 A list given at a higher level replaces the lower one (it does not extend it).
+
+Environment values are read leniently but never guessed at: surrounding whitespace
+is ignored (a blank value is still an error where a value is needed), phrases may be
+separated by commas (``,``, the full-width ``，`` and ``、``) or line breaks, and a
+``;`` or ``|`` inside a phrase is refused with an error naming the value, since it
+is almost surely a separator.
 Standard library only, so the decision core stays testable without Pipecat.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +44,10 @@ ENV_MIN_SPEECH = "SOFT_ACK_MIN_SPEECH_SECS"
 ENV_BOT_GRACE = "SOFT_ACK_BOT_GRACE_SECS"
 
 DEFAULT_LANGUAGE = "en"
+
+# What separates phrases in SOFT_ACKS / COMMAND_KEYWORDS; and what must not be in one.
+_ENV_SEPARATORS = re.compile("[,\uff0c\u3001\r\n]")
+_NOT_SEPARATORS = (";", "|")
 
 
 class SoftAckConfigError(ValueError):
@@ -118,20 +129,21 @@ def load_settings(
 
     Raises:
         SoftAckConfigError: unknown language, unreadable or malformed config file,
-            an empty phrase list, a blank phrase, a timeout that is not a positive
-            number, or a threshold that is negative. The message names the value and where it came from.
+            an empty phrase list, a phrase in an environment variable holding ``;``
+            or ``|``, a timeout that is not a positive number, or a threshold that
+            is negative. The message names the value and where it came from.
     """
     env = os.environ if environ is None else environ
 
-    lang = language or env.get(ENV_LANGUAGE) or DEFAULT_LANGUAGE
+    lang = language or (_env(env, ENV_LANGUAGE) or "").lower() or DEFAULT_LANGUAGE
     if lang not in available_languages():
-        source = "language=" if language else f"{ENV_LANGUAGE}=" if env.get(ENV_LANGUAGE) else ""
+        source = "language=" if language else f"{ENV_LANGUAGE}=" if _env(env, ENV_LANGUAGE) else ""
         raise SoftAckConfigError(
             f"unknown language {source}{lang!r}; built-in languages: {available_languages()}"
         )
     builtin = _read_toml(resources.files("pipecat_softack.configs") / f"{lang}.toml", f"built-in {lang}.toml")
 
-    path = config_file or env.get(ENV_CONFIG_FILE)
+    path = config_file or _env(env, ENV_CONFIG_FILE)
     user = _read_toml(Path(path), f"config file {str(path)!r}") if path else {}
     user_timings = user.get("timings", {})
     builtin_timings = builtin.get("timings", {})
@@ -139,8 +151,8 @@ def load_settings(
     def phrases(arg, arg_name, env_name, key):
         if arg is not None:
             return _check_phrases(arg if isinstance(arg, str) else list(arg), f"{arg_name}=")
-        if env.get(env_name) is not None:
-            return _check_phrases(env[env_name].split(","), f"environment variable {env_name}")
+        if _env(env, env_name) is not None:
+            return _env_phrases(_env(env, env_name), f"environment variable {env_name}")
         if key in user:
             return _check_phrases(_flatten(user[key], f"{key} in {path}"), f"{key} in {path}")
         return _check_phrases(_flatten(builtin[key], key), f"{key} in built-in {lang}.toml")
@@ -149,8 +161,8 @@ def load_settings(
         check = check or _check_seconds
         if arg is not None:
             return check(arg, f"{arg_name}=")
-        if env.get(env_name) is not None:
-            return check(env[env_name], f"environment variable {env_name}")
+        if _env(env, env_name) is not None:
+            return check(_env(env, env_name), f"environment variable {env_name}")
         if arg_name in user_timings:
             return check(user_timings[arg_name], f"timings.{arg_name} in {path}")
         if arg_name in builtin_timings:
@@ -177,12 +189,47 @@ def load_settings(
     )
 
 
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    """An environment variable's value without surrounding whitespace; None if unset."""
+    value = env.get(name)
+    return None if value is None else value.strip()
+
+
+def _env_phrases(value: str, source: str) -> tuple[str, ...]:
+    """Phrases from an environment value: separated by commas or line breaks."""
+    parts = _ENV_SEPARATORS.split(value)
+    for part in parts:
+        for sep in _NOT_SEPARATORS:
+            if sep in part:
+                raise SoftAckConfigError(
+                    f"{source} holds {part.strip()!r}: separate phrases with commas, not {sep!r}"
+                )
+    return _check_phrases(parts, source)
+
+
+# Parsed user config files by (path, mtime_ns, size): every session's filter reads the
+# same file, and a 100,000-phrase file takes 0.2 s to parse. Never mutated.
+_TOML_CACHE: dict[tuple[str, int, int], dict] = {}
+_TOML_CACHE_SIZE = 8
+
+
 def _read_toml(path, what: str) -> dict:
     try:
+        key = None
+        if isinstance(path, Path):
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            if key in _TOML_CACHE:
+                return _TOML_CACHE[key]
         with path.open("rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as e:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SoftAckConfigError(f"cannot read {what}: {e}") from e
+    if key is not None:
+        if len(_TOML_CACHE) >= _TOML_CACHE_SIZE:
+            _TOML_CACHE.pop(next(iter(_TOML_CACHE)))
+        _TOML_CACHE[key] = data
+    return data
 
 
 def _flatten(value, what: str) -> list[str]:
