@@ -339,7 +339,10 @@ class FluxServer(ScriptedServer):
     - ``StartOfTurn`` once the first words are recognised (``start_after`` seconds
       of speech; "every StartOfTurn is guaranteed to contain a non-empty transcript");
     - ``EndOfTurn`` with the final transcript ``eot_silence`` seconds after the speech
-      ends (Flux: ~260 ms end-of-turn detection at the default ``eot_threshold``).
+      ends (Flux: ~260 ms end-of-turn detection at the default ``eot_threshold``);
+    - with ``eager_silence`` (the service's ``enable_eager_end_of_turn``, which sets
+      ``eager_eot_threshold``), ``EagerEndOfTurn`` with the same transcript that many
+      seconds into the silence, before ``EndOfTurn``.
 
     Transcripts are capitalised and not punctuated, as in Deepgram's turn lifecycle
     example ("Hi I"); each word carries a confidence.
@@ -347,10 +350,18 @@ class FluxServer(ScriptedServer):
 
     update_every = 0.25
 
-    def __init__(self, *said: Said, start_after: float = 0.16, eot_silence: float = 0.26):
+    def __init__(
+        self,
+        *said: Said,
+        start_after: float = 0.16,
+        eot_silence: float = 0.26,
+        eager_silence: float | None = None,
+    ):
         super().__init__(*said)
         self.start_after = start_after
         self.eot_silence = eot_silence
+        self.eager_silence = eager_silence
+        self._eager_sent = False
         self._turn_index = 0
         self._sequence = itertools.count(1)
         self._in_turn = False
@@ -364,6 +375,7 @@ class FluxServer(ScriptedServer):
     def on_onset(self):
         self._interims = list(self.current.interims) or [self.current.final]
         self._in_turn = False
+        self._eager_sent = False
 
     def on_voiced(self):
         if not self._in_turn and self.voiced >= self.start_after and self.current.final:
@@ -372,6 +384,10 @@ class FluxServer(ScriptedServer):
             self._turn_info("StartOfTurn", self._transcript)
 
     def on_silence(self):
+        eager = self.eager_silence
+        if self._in_turn and eager is not None and not self._eager_sent and self.silent >= eager:
+            self._eager_sent = True
+            self._turn_info("EagerEndOfTurn", self.current.final, eot=0.6)
         if self._in_turn and self.silent >= self.eot_silence:
             self._turn_info("EndOfTurn", self.current.final, eot=0.9)
             self._turn_index += 1

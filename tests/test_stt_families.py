@@ -44,6 +44,8 @@ from typing import Callable
 import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    EagerTranscriptionFrame,
+    InterimTranscriptionFrame,
     InterruptionFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
@@ -58,7 +60,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserTurnStrategies
 
 from pipecat_softack import SoftAckInterruptionFilter
-from tests.shapes import SHAPES, Shape, backchannels, build_shape, count, silence, speech
+from tests.shapes import SHAPES, Shape, backchannels, build_shape, count, llm_runs, silence, speech
 from tests.stt_sequences import (
     AssemblyAIServer,
     DeepgramServer,
@@ -94,6 +96,8 @@ class Family:
     turn: Said
     check: Callable[[TranscriptionFrame], None]
     proposes_turns: bool = False  # broadcasts Proposed… frames, recommends External
+    segmented: bool = False  # one final per VAD segment, no interims
+    eager: bool = False  # pushes an EagerTranscriptionFrame before the final
 
     def strategies(self) -> UserTurnStrategies | None:
         """For (b) and (c): none (the service's recommendation), or the short stop."""
@@ -190,6 +194,7 @@ WHISPER = Family(
     interruption=Said(" No, stop."),
     turn=Said(" What's the weather like on Mars?"),
     check=_whisper_final,
+    segmented=True,
 )
 FLUX = Family(
     "deepgram-flux",
@@ -245,6 +250,23 @@ DEEPGRAM_FINALIZE = Family(
     turn=DEEPGRAM.turn,
     check=_deepgram_final,
 )
+FLUX_EAGER = Family(
+    "deepgram-flux-eager",
+    # enable_eager_end_of_turn=True: EagerEndOfTurn before EndOfTurn, pushed as an
+    # EagerTranscriptionFrame (turns/eager_end_of_turn_mixin.py
+    # _push_eager_end_of_turn); the service then recommends EagerUserTurnStrategies,
+    # which start an LLM inference on it (turns/user_stop/
+    # eager_user_turn_stop_strategy.py).
+    lambda *said: ScriptedDeepgramFluxSTTService(
+        FluxServer(*said, eager_silence=0.12), enable_eager_end_of_turn=True
+    ),
+    backchannel=Said("Mm-hmm", ("Mm-hmm",)),
+    interruption=FLUX.interruption,
+    turn=FLUX.turn,
+    check=_flux_final,
+    proposes_turns=True,
+    eager=True,
+)
 ASSEMBLYAI = Family(
     "assemblyai",
     # Pipecat mode (the default): min/max_turn_silence 100 ms, ForceEndpoint on the
@@ -276,6 +298,7 @@ OPENAI_SLOW = Family(
     interruption=Said("Wait, stop."),
     turn=Said("Tell me a story about a dog."),
     check=_openai_final,
+    segmented=True,
 )
 
 
@@ -336,6 +359,7 @@ def assert_service_sequence(family: Family, run: Run):
     own turn frames where it has them (broadcast: a copy each way), one final."""
     (meta,) = run.stt_pushed.of(STTMetadataFrame, FrameDirection.DOWNSTREAM)
     if family.proposes_turns:
+        # EagerUserTurnStrategies is an ExternalUserTurnStrategies
         assert isinstance(meta.user_turn_strategies, ExternalUserTurnStrategies)
         for frame_type in (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame):
             assert len(run.stt_pushed.of(frame_type, FrameDirection.DOWNSTREAM)) == 1
@@ -343,6 +367,9 @@ def assert_service_sequence(family: Family, run: Run):
     else:
         assert meta.user_turn_strategies is None
         assert run.stt_pushed.of(ProposedUserStartedSpeakingFrame) == []
+    interims = run.stt_pushed.of(InterimTranscriptionFrame, FrameDirection.DOWNSTREAM)
+    assert (interims == []) if family.segmented else interims
+    assert bool(run.stt_pushed.of(EagerTranscriptionFrame)) == family.eager
     family.check(run.final())
 
 
@@ -363,19 +390,21 @@ WHILE_SPEAKING = [BotStartedSpeakingFrame(), *silence(0.06)]
 
 
 @pytest.mark.parametrize(
-    "family, shape", cases([*FAMILIES, DEEPGRAM_FINALIZE, ASSEMBLYAI, SPEECHMATICS])
+    "family, shape", cases([*FAMILIES, DEEPGRAM_FINALIZE, ASSEMBLYAI, SPEECHMATICS, FLUX_EAGER])
 )
 async def test_backchannel_while_the_bot_speaks_is_reported_not_answered(family, shape):
     """(a) The service's own spelling of "yeah" / "mm-hmm" / "uh-huh" over the bot,
     with no strategies passed (Pipecat's defaults, or the service's recommendation):
-    no InterruptionFrame, no user turn, nothing in the context, one
-    UserBackchannelFrame with the service's text, decided when the utterance ended."""
+    no InterruptionFrame, no user turn, no LLM inference (not even a speculative one
+    on Flux's eager end of turn), nothing in the context, one UserBackchannelFrame
+    with the service's text, decided when the utterance ended."""
     run = await converse(
         family, family.backchannel, shape, [*WHILE_SPEAKING, *speech(0.3), *silence(0.55)]
     )
     assert_service_sequence(family, run)
     assert count(run.down, InterruptionFrame) == 0
     assert count(run.down, UserStartedSpeakingFrame) == 0 and run.turn_started_by == []
+    assert llm_runs(run.down) == 0
     assert backchannels(run.down) == [family.backchannel.final.strip()]
     assert run.decided() == [("backchannel", "utterance ended")]
     assert run.shape.user_messages() == []
