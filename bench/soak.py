@@ -115,3 +115,15 @@ def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 1000.0) -> T:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def on_virtual_clock(test):
+    """Decorate an ``async def`` test so that it runs on :func:`run_virtual` (a plain
+    function to pytest, which passes its arguments and fixtures through)."""
+    import functools
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return run_virtual(test(*args, **kwargs))
+
+    return run

@@ -66,9 +66,12 @@ def test_json_has_the_expected_keys_with_positive_numbers(report):
         assert len(tp[key]["runs_frames_per_sec"]) == 1
     assert tp["filter"]["processor"] == "SoftAckInterruptionFilter"
     assert tp["identity"]["processor"] == "IdentityFilter"
-    assert _positive(tp["ratio"])
-    assert tp["target_ratio"] == 0.5
-    assert isinstance(tp["meets_target"], bool)
+    # The verdicts follow from the figures, both ways.
+    assert tp["ratio"] == pytest.approx(tp["filter"]["frames_per_sec"] / tp["identity"]["frames_per_sec"])
+    assert tp["extra_us_per_frame"] == pytest.approx(
+        tp["filter"]["us_per_frame"] - tp["identity"]["us_per_frame"]
+    )
+    assert tp["meets_target"] is (tp["ratio"] >= tp["target_ratio"])
 
     ds = report["decision_step"]
     assert _positive(ds["us_per_classify"]) and _positive(ds["transcripts"])
@@ -81,7 +84,19 @@ def test_json_has_the_expected_keys_with_positive_numbers(report):
     assert mem["growth_bytes"] == last["current_bytes"] - first["current_bytes"]
     assert mem["peak_bytes"] >= max(s["current_bytes"] for s in mem["samples"])
     assert mem["frames_in"] == mem["frames"]
-    assert isinstance(mem["flat"], bool)
+    assert mem["flat"] is (abs(mem["growth_bytes"]) <= mem["flat_tolerance_bytes"])
+
+
+def test_the_printed_verdicts_are_the_report_s(report):
+    text = cost.render(report)
+    tp, mem = report["throughput"], report["memory"]
+    verdict = f"target >= {tp['target_ratio']}: {'met' if tp['meets_target'] else 'NOT met'}"
+    assert verdict in text
+    assert f"target flat within {cost._fmt_bytes(mem['flat_tolerance_bytes'])}: " + (
+        "met" if mem["flat"] else "NOT met"
+    ) in text
+    flipped = {**report, "throughput": {**tp, "meets_target": not tp["meets_target"]}}
+    assert verdict not in cost.render(flipped)
 
 
 def test_both_processors_get_the_same_frames(report):

@@ -94,27 +94,19 @@ async def test_audio_passthrough_and_vad_frames_forwarded():
     assert any(isinstance(f, VADUserStoppedSpeakingFrame) for f in down)
 
 
-async def test_final_is_prompt_after_vad_stop():
-    """With audio arriving in real time, the final follows the VAD stop within 300 ms."""
+async def test_the_vad_stop_alone_finalizes_the_utterance():
+    """The final comes from the VAD stop: no audio follows it and the session is
+    cancelled (no end-of-session flush) after a liveness deadline. How fast it comes
+    (P99 0.15 s, POCKETSPHINX_TTFS_P99) is measured by ``python -m bench stt``, not here."""
     stt = PocketsphinxSTTService()
-    stamps = {}
-
-    orig = stt.push_frame
-
-    async def spy(frame, direction=None, *a, **k):
-        loop = asyncio.get_running_loop()
-        if isinstance(frame, VADUserStoppedSpeakingFrame):
-            stamps.setdefault("stop", loop.time())
-        if isinstance(frame, TranscriptionFrame):
-            stamps.setdefault("final", loop.time())
-        if direction is None:
-            return await orig(frame, *a, **k)
-        return await orig(frame, direction, *a, **k)
-
-    stt.push_frame = spy
-    await run_test(stt, frames_to_send=turn(clip("actually_i_have_a_question__joe.wav"), settle=0.6, paced=True))
-    assert "final" in stamps, "no final transcription"
-    assert stamps["final"] - stamps["stop"] < 0.3
+    frames = turn(clip("actually_i_have_a_question__joe.wav"), settle=3.0, paced=True)
+    assert isinstance(frames[-2], VADUserStoppedSpeakingFrame)  # no audio after it
+    down, _ = await run_test(stt, frames_to_send=[*frames, CancelFrame()], send_end_frame=False)
+    finals = [f for f in down if isinstance(f, TranscriptionFrame)]
+    stop = next(f for f in down if isinstance(f, VADUserStoppedSpeakingFrame))
+    assert len(finals) == 1 and "question" in finals[0].text.split(), finals
+    assert down.index(stop) < down.index(finals[0])
+    assert not decoder_threads()
 
 
 async def test_resamples_other_input_rates():

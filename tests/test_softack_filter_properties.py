@@ -7,10 +7,11 @@ Properties, for any mix of bot speech, audio and user utterances:
   starts a turn downstream.
 The expected outcome of each utterance comes from the classifier alone, so this
 tests the filter's frame handling, not the lexicon. Timers are set far beyond the
-test's length, so the outcome does not depend on the machine's speed.
+test's length, and it runs on the virtual clock (``bench.soak.run_virtual``): frames
+4 ms apart keep their order however loaded the machine is, because the clock moves
+on only once every frame sent so far has been handled. ``python -m bench fuzz`` runs
+the same kind of property over 100,000 sequences.
 """
-
-import asyncio
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
+from bench.soak import run_virtual
 from pipecat_softack import BackchannelClassifier, SoftAckInterruptionFilter, Verdict
 from tests.frames import audio, final, interim
 
@@ -89,7 +91,7 @@ def test_nothing_lost_or_reordered_and_soft_acks_never_start_a_turn(event_list):
     sent, expected, reports = build(event_list, clf)
     f = SoftAckInterruptionFilter(classifier=clf, transcript_timeout_secs=60, max_hold_secs=60)
     paced = [x for frame in sent for x in (frame, SleepFrame(sleep=GAP))]
-    down, _ = asyncio.run(run_test(f, frames_to_send=paced))
+    down, _ = run_virtual(run_test(f, frames_to_send=paced))
 
     passed = [x for x in down if not isinstance(x, UserBackchannelFrame)]
     assert passed == expected  # same frames, same order: nothing lost, nothing reordered
