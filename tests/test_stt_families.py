@@ -98,6 +98,9 @@ class Family:
     proposes_turns: bool = False  # broadcasts Proposed… frames, recommends External
     segmented: bool = False  # one final per VAD segment, no interims
     eager: bool = False  # pushes an EagerTranscriptionFrame before the final
+    # What the service sends its vendor on VADUserStoppedSpeakingFrame (either
+    # direction: in the vad-in-aggregator shape it is the filter's upstream copy).
+    on_vad_stop: str | None = None
 
     def strategies(self) -> UserTurnStrategies | None:
         """For (b) and (c): none (the service's recommendation), or the short stop."""
@@ -184,6 +187,7 @@ DEEPGRAM = Family(
     interruption=Said("Wait, stop.", ("Wait,", "Wait, stop.")),
     turn=Said("Tell me a story about a dog.", ("Tell me", "Tell me a story", "Tell me a story about a dog.")),
     check=_deepgram_final,
+    on_vad_stop="Finalize",
 )
 WHISPER = Family(
     "whisper",
@@ -249,6 +253,7 @@ DEEPGRAM_FINALIZE = Family(
     interruption=DEEPGRAM.interruption,
     turn=DEEPGRAM.turn,
     check=_deepgram_final,
+    on_vad_stop="Finalize",
 )
 FLUX_EAGER = Family(
     "deepgram-flux-eager",
@@ -277,6 +282,7 @@ ASSEMBLYAI = Family(
     interruption=Said("Yeah, but what about the price?", ("yeah", "yeah but what about the price")),
     turn=Said("Tell me a story about a dog.", ("tell me a", "tell me a story about a dog")),
     check=_assemblyai_final(turn_detection=False),
+    on_vad_stop="ForceEndpoint",
 )
 SPEECHMATICS = Family(
     "speechmatics",
@@ -287,6 +293,7 @@ SPEECHMATICS = Family(
     interruption=Said("No, stop.", ("No,", "No, stop.")),
     turn=Said("What's the weather like on Mars?", ("What's the", "What's the weather like on Mars?")),
     check=_speechmatics_final(service_vad=False),
+    on_vad_stop="finalize",
 )
 # A segmented cloud STT: OpenAISTTService advertises a P99 of 2.01 s from the end of
 # speech to its transcript (services/stt_latency.py OPENAI_TTFS_P99, in its
@@ -313,6 +320,7 @@ def cases(families) -> list:
 class Run:
     down: list
     shape: Shape
+    stt: object  # the service, with its scripted far end (.server or .model)
     stt_pushed: PushedBy
     turn_started_by: list[str]  # the start strategy of each user turn
     decisions: list  # the filter's SoftAckDecisions, in order
@@ -351,12 +359,13 @@ async def converse(family: Family, said: Said, shape: str, frames: list, **shape
     pushed = PushedBy(stt)
     down, _ = await run_test(s.pipeline, frames_to_send=frames, observers=[pushed])
     assert softack.placement.shape == shape and softack.placement.warnings == []
-    return Run(list(down), s, pushed, starts, decisions)
+    return Run(list(down), s, stt, pushed, starts, decisions)
 
 
 def assert_service_sequence(family: Family, run: Run):
-    """What the service pushed: one STTMetadataFrame (with its recommendation), its
-    own turn frames where it has them (broadcast: a copy each way), one final."""
+    """What the service did: what it sent its vendor on the VAD stop, one
+    STTMetadataFrame (with its recommendation), its own turn frames where it has them
+    (broadcast: a copy each way), interims unless segmented, one final."""
     (meta,) = run.stt_pushed.of(STTMetadataFrame, FrameDirection.DOWNSTREAM)
     if family.proposes_turns:
         # EagerUserTurnStrategies is an ExternalUserTurnStrategies
@@ -367,6 +376,12 @@ def assert_service_sequence(family: Family, run: Run):
     else:
         assert meta.user_turn_strategies is None
         assert run.stt_pushed.of(ProposedUserStartedSpeakingFrame) == []
+    if family.segmented:
+        assert len(run.stt.model.segments) == 1  # one segment, cut at the VAD stop
+    else:
+        sent = [c.get("type") or c.get("message") for c in run.stt.server.controls]
+        finalizes = [c for c in sent if c in ("Finalize", "ForceEndpoint", "finalize")]
+        assert finalizes == ([family.on_vad_stop] if family.on_vad_stop else []), sent
     interims = run.stt_pushed.of(InterimTranscriptionFrame, FrameDirection.DOWNSTREAM)
     assert (interims == []) if family.segmented else interims
     assert bool(run.stt_pushed.of(EagerTranscriptionFrame)) == family.eager
