@@ -92,6 +92,7 @@ from bench.audio_scenarios import (
     MISS_WINDOW,
     STOP_KINDS,
     Scenario,
+    bot_answer_sentences,
     bot_answers,
     build_mic,
     make_open_scenarios,
@@ -238,15 +239,20 @@ def _build_classes():
         chunks, broadcasting ``BotStartedSpeakingFrame`` at the first and
         ``BotStoppedSpeakingFrame`` at the end. On ``InterruptionFrame`` it stops
         after the chunk being played (recorded as the audio stop) and broadcasts
-        ``BotStoppedSpeakingFrame`` at once.
+        ``BotStoppedSpeakingFrame`` at once. Each of ``sentences`` (``(seconds into
+        the answer, text)``) is added to every record in ``records`` (the filters'
+        ``BotSpeechRecord``) when it starts playing, as Pipecat's output transport
+        reports a Piper sentence when its audio starts.
         """
 
-        def __init__(self, timeline, branch: str, start_at: float, secs: float, **kwargs):
+        def __init__(self, timeline, branch: str, start_at: float, secs: float, sentences=(), **kwargs):
             super().__init__(**kwargs)
             self.tl = timeline
             self.branch = branch
             self.start_at = start_at
             self.secs = secs
+            self.sentences = list(sentences)
+            self.records = []
             self.playing = False
             self.done = asyncio.Event()
             self._played_until = 0.0
@@ -273,11 +279,16 @@ def _build_classes():
             tl.add("speaker_start", branch=self.branch)
             await self.broadcast_frame(pc.BotStartedSpeakingFrame)
             n = int(round(self.secs / SPEAKER_CHUNK_SECS))
+            pending = list(self.sentences)
             for i in range(n):
                 t = self.start_at + i * SPEAKER_CHUNK_SECS
                 await asyncio.sleep(max(0.0, t - tl.now()))
                 if not self.playing:
                     return
+                while pending and pending[0][0] <= t - self.start_at + 1e-9:
+                    text = pending.pop(0)[1]
+                    for record in self.records:
+                        record.add(text)
                 self._played_until = t + SPEAKER_CHUNK_SECS
             await asyncio.sleep(max(0.0, self._played_until - tl.now()))
             if self.playing:
@@ -338,7 +349,9 @@ def _filter_timeout(ear: str) -> float | None:
     return transcript_timeout_secs(ServiceChoice(ear, "local", "piper"))
 
 
-def _branch_processors(name: str, watch_filter, ear: str = "pocketsphinx"):
+def _branch_processors(name: str, watch_filter, ear: str = "pocketsphinx", records: list | None = None):
+    """The processors of branch ``name`` before its speaker; a filter branch appends
+    its ``BotSpeechRecord`` to ``records`` (the speaker feeds it what it plays)."""
     from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
     from pipecat.turns.user_turn_strategies import default_user_turn_start_strategies
 
@@ -346,7 +359,12 @@ def _branch_processors(name: str, watch_filter, ear: str = "pocketsphinx"):
     from pipecat_softack import SoftAckInterruptionFilter, SoftAckUserTurnStartStrategy
 
     if name in FILTER_BRANCHES:
-        softack = SoftAckInterruptionFilter(transcript_timeout_secs=_filter_timeout(ear))
+        from pipecat_softack.bot_speech import BotSpeechRecord
+
+        record = BotSpeechRecord()
+        if records is not None:
+            records.append(record)
+        softack = SoftAckInterruptionFilter(transcript_timeout_secs=_filter_timeout(ear), bot_speech=record)
         watch_filter(softack)
         vad = _silero() if name in OWN_VAD_BRANCHES else None
         return [softack, _user_aggregator(default_user_turn_start_strategies(), vad_analyzer=vad)]
@@ -427,7 +445,7 @@ class _Classes:
 
 async def run_scenario(
     scn: Scenario, mic_pcm: bytes, warmup_pcm: bytes, classes: _Classes, strategies=tuple(STRATEGIES),
-    ear: str = "pocketsphinx",
+    ear: str = "pocketsphinx", sentences=(),
 ):  # fmt: skip
     """Run one scenario in real time with the front STT ``ear``; return its timeline."""
     from pipecat.pipeline.pipeline import Pipeline
@@ -449,9 +467,11 @@ async def run_scenario(
     branch_workers = []
     for name in strategies:
         observer = TimelineObserver(classes.TaggedTimeline(tl, name))
-        speaker = classes.BotSpeaker(tl, name, BOT_START, scn.bot_end - BOT_START, name=f"speaker-{name}")
+        speaker = classes.BotSpeaker(
+            tl, name, BOT_START, scn.bot_end - BOT_START, sentences=sentences, name=f"speaker-{name}"
+        )
         speakers[name] = speaker
-        pipeline = Pipeline([*_branch_processors(name, observer.watch_filter, ear), speaker])
+        pipeline = Pipeline([*_branch_processors(name, observer.watch_filter, ear, speaker.records), speaker])
         branch_workers.append(PipelineWorker(pipeline, name=f"branch-{name}", observers=[observer], **common))
 
     gate = asyncio.Event()
@@ -977,6 +997,7 @@ def _run(args) -> dict:
     _log(f"bench audio: ear {ear}, seed {args.seed}, {mix['n']} scenarios + {len(open_scenarios)} open-vocabulary")
     _log(f"  mix: {json.dumps({k: v for k, v in mix.items() if k != 'n'})}")
     answers = bot_answers(log=_log)
+    sentences = bot_answer_sentences(log=_log)
     classes = _Classes(*_build_classes())
     classifier = BackchannelClassifier()
 
@@ -984,7 +1005,9 @@ def _run(args) -> dict:
     for i, scn in enumerate(scenarios, 1):
         t0 = time.monotonic()
         mic, warmup = build_mic(scn, answers, args.seed)
-        tl = asyncio.run(run_scenario(scn, mic, warmup, classes, ear=ear))
+        tl = asyncio.run(
+            run_scenario(scn, mic, warmup, classes, ear=ear, sentences=sentences[(scn.answer, scn.answer_speed)])
+        )
         res = scn.describe()
         if scn.should_stop:
             verdict, by_command = classifier.explain(scn.text)

@@ -159,6 +159,47 @@ def bot_answers(directory: Path | None = None, log=None) -> dict[tuple[int, floa
     return out
 
 
+def bot_answer_sentences(directory: Path | None = None, log=None) -> dict[tuple[int, float], list[tuple[float, str]]]:
+    """``{(answer index, speed): [(seconds into the answer, sentence), ...]}``: when each
+    sentence of the scripted answer starts playing, as Pipecat's output transport
+    pushes a Piper ``TTSTextFrame`` (sentence by sentence) when its audio starts.
+
+    Piper synthesizes one chunk per sentence; the chunk lengths (scaled from Piper's
+    22.05 kHz to 16 kHz) give the offsets. Computed once and cached as JSON next to
+    the answer WAVs (:func:`bot_answers`)."""
+    import json
+    import re
+
+    directory = directory or cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    voice = None
+    for i, text in enumerate(BOT_ANSWERS):
+        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", text) if x.strip()]
+        for speed in BOT_SPEEDS:
+            key = hashlib.sha1(f"{PIPER_VOICE}|{speed}|{text}".encode()).hexdigest()[:12]
+            path = directory / f"answer{i}_x{speed:g}_{key}.sentences.json"
+            if not path.exists():
+                if voice is None:
+                    if log:
+                        log(f"timing the bot answers' sentences with Piper into {directory} (once)")
+                    voice = load_piper()
+                from piper import SynthesisConfig
+
+                cfg = SynthesisConfig(length_scale=1.0 / speed, noise_scale=0.0, noise_w_scale=0.0)
+                lengths = [len(c.audio_int16_array) / c.sample_rate for c in voice.synthesize(text, cfg)]
+                if len(lengths) != len(sentences):  # Piper split differently: one entry
+                    offsets, texts = [0.0], [text]
+                else:
+                    offsets = [float(sum(lengths[:k])) for k in range(len(lengths))]
+                    texts = sentences
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps([[round(o, 3), t] for o, t in zip(offsets, texts)]))
+                tmp.replace(path)
+            out[(i, speed)] = [(float(o), t) for o, t in json.loads(path.read_text())]
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # Scenarios
 # --------------------------------------------------------------------------- #

@@ -47,15 +47,17 @@ MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 #: 1-3 s clip on 2 idle cores); float32 is about twice as slow.
 WHISPER_COMPUTE_TYPE = "int8"
 #: Seconds from ``VADUserStoppedSpeakingFrame`` to Whisper's final transcript that
-#: a barge-in filter should wait for before deciding without one: the filter's
-#: default (1.0 s) is shorter than Whisper base's p99 under load (about 1.3 s
-#: measured by ``python -m bench stt --stt whisper`` while other jobs shared the 2
-#: cores), so a late final would be dropped as noise. Used as
+#: a barge-in filter should wait for before deciding without one. Measured by
+#: ``python -m bench stt --set tuned --stt whisper`` on 2 cores: median 0.5-0.6 s when
+#: idle, but median 1.27 s and p99 2.65 s while other jobs shared the cores (load
+#: 4-7); the filter's default (1.0 s) would drop a late final's utterance as noise
+#: (a missed interruption when it had no interim). Used as
 #: ``SoftAckInterruptionFilter(transcript_timeout_secs=...)`` with the whisper and
 #: hybrid ears (:func:`bot.services.transcript_timeout_secs`).
-WHISPER_TRANSCRIPT_TIMEOUT_SECS = 2.0
-#: ``ttfs_p99_latency`` (seconds) announced in Pipecat's ``STTMetadataFrame``.
-WHISPER_TTFS_P99 = 1.3
+WHISPER_TRANSCRIPT_TIMEOUT_SECS = 3.0
+#: ``ttfs_p99_latency`` (seconds) announced in Pipecat's ``STTMetadataFrame``: the
+#: loaded p99 above, rounded.
+WHISPER_TTFS_P99 = 2.6
 
 
 class WhisperModelError(RuntimeError):

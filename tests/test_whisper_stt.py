@@ -123,5 +123,5 @@ def test_the_bot_waits_longer_for_whispers_final():
     from bot.services import choose_services, transcript_timeout_secs
 
     for ear in ("whisper", "hybrid"):
-        assert transcript_timeout_secs(choose_services(ear, "local", "piper", environ={})) == 2.0
+        assert transcript_timeout_secs(choose_services(ear, "local", "piper", environ={})) == 3.0
     assert transcript_timeout_secs(choose_services("pocketsphinx", "local", "piper", environ={})) is None
