@@ -136,11 +136,12 @@ async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool 
 
     params = LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
     if aec:
-        from bot.echo_cancel import EchoCanceller
+        from bot.echo_cancel import EchoCanceller, local_audio_transport
 
-        EchoCanceller().apply_to(params)
+        transport = local_audio_transport(params, EchoCanceller())
+    else:
+        transport = LocalAudioTransport(params)
     logger.info(f"Local audio: acoustic echo cancellation {'on' if aec else 'off (--no-aec)'}")
-    transport = LocalAudioTransport(params)
     await run_bot(transport, choice, agent=AGENTS[agent], has_clients=False, handle_sigint=True)
 
 

@@ -9,8 +9,11 @@ SUDO=""
 # portaudio19-dev: PyAudio for --transport local. chromium, iproute2: the browser
 # test (tests/e2e). npm: builds the browser client. espeak-ng, sox: regenerate the
 # synthetic test clips (tests/audio/make_clips.py, tests/audio/open/make_clips.py).
+# pulseaudio, pulseaudio-utils, libasound2-plugins: the virtual sound card of
+# tests/test_local_soundcard.py (PyAudio -> ALSA -> a private PulseAudio server).
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 espeak-ng sox >/dev/null
+$SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 espeak-ng sox \
+    pulseaudio pulseaudio-utils libasound2-plugins >/dev/null
 command -v npm >/dev/null || $SUDO apt-get install -y -qq npm >/dev/null
 
 python3 -m venv .venv

@@ -72,6 +72,14 @@ MAX_REVERSE_BACKLOG_SECS = 1.0
 #: speaker's buffer taken for a gap shifts the reverse stream later by less than
 #: that buffer, which keeps the echo behind its reverse frame.
 GAP_TOL_SECS = 0.05
+#: Watchdog (our rule, measured on the virtual sound card): when the APM removed less
+#: than ``RESET_BELOW_DB`` over the last ``RESET_WINDOW_SECS`` of bot audio while the
+#: microphone heard something (above ``RESET_MIN_LEVEL_DBFS``), it is started afresh.
+#: After minutes of jumping delays (process stalls) AEC3 was seen stuck at 0-2 dB
+#: with the streams back in step, where a fresh APM removed 30-60 dB.
+RESET_BELOW_DB = 6.0
+RESET_WINDOW_SECS = 3.0
+RESET_MIN_LEVEL_DBFS = -50.0
 #: Microphone arrivals staying later than ``t0 + k / rate`` by more than
 #: ``DROP_TOL_SECS`` for ``DROP_WINDOW_SECS`` mean lost samples (a burst of queued
 #: audio catches up well within that window; lost audio never does).
@@ -99,12 +107,13 @@ class EchoCancelStats:
             the filter disabled).
         reverse_frames: 10 ms reverse frames that carried bot audio.
         runs: runs of bot audio laid on the timeline (a new one after each pause).
-        late_reverse_secs: bot audio that arrived after the microphone had passed
-            its place (dropped).
+        late_reverse_secs: how far behind the microphone bot audio was written, in
+            all (each time the run of bot audio went on from the microphone's place).
         dropped_reverse_secs: bot audio not laid because it was more than
             ``max_reverse_backlog_secs`` ahead.
         lost_capture_secs: microphone audio the sound card lost (process stalls),
             skipped in the reverse stream too.
+        resets: times the watchdog started the APM afresh (see ``RESET_BELOW_DB``).
         active_in_energy: sum of squares of the microphone samples in frames whose
             reverse frame carried bot audio.
         active_out_energy: the same after the APM.
@@ -117,6 +126,7 @@ class EchoCancelStats:
     late_reverse_secs: float = 0.0
     dropped_reverse_secs: float = 0.0
     lost_capture_secs: float = 0.0
+    resets: int = 0
     active_in_energy: float = 0.0
     active_out_energy: float = 0.0
 
@@ -221,6 +231,7 @@ class EchoCanceller:
         self._run_start = 0.0  # when the current run of bot audio began to be written (s)
         self._run_secs = 0.0  # seconds of bot audio written in it
         self._active = False  # bot audio has been laid at least once
+        self._stamps: deque[tuple[int, float]] = deque(maxlen=1000)  # (bytes, capture time)
 
     # -- setup ---------------------------------------------------------------
 
@@ -237,13 +248,36 @@ class EchoCanceller:
                 between :data:`MIN_SAMPLE_RATE` and :data:`MAX_SAMPLE_RATE`.
         """
         _check_rate(sample_rate, "microphone")
-        from livekit import rtc
-
         self._rate = sample_rate
         self._render_rate = self._render_rate or sample_rate
+        self._new_apm()
+        self._reset()
+
+    def _new_apm(self):
+        from livekit import rtc
+
         self._apm = rtc.AudioProcessingModule(**self._options)
         self._apm.set_stream_delay_ms(self.stream_delay_ms)
-        self._reset()
+        self._window: deque[tuple[float, float]] = deque()  # (in, out) energy of bot-audio frames
+        self._window_in = self._window_out = 0.0
+
+    def _watch(self, e_in: float, e_out: float, n: int) -> None:
+        """Start the APM afresh when it has stopped removing echo (see RESET_BELOW_DB)."""
+        self._window.append((e_in, e_out))
+        self._window_in += e_in
+        self._window_out += e_out
+        if len(self._window) > RESET_WINDOW_SECS / FRAME_SECS:
+            a, b = self._window.popleft()
+            self._window_in -= a
+            self._window_out -= b
+        if len(self._window) < RESET_WINDOW_SECS / FRAME_SECS:
+            return
+        level = 10 * np.log10(max(self._window_in, 1.0) / (len(self._window) * n) / 32768.0**2)
+        erle = 10 * np.log10(max(self._window_in, 1.0) / max(self._window_out, 1.0))
+        if level > RESET_MIN_LEVEL_DBFS and erle < RESET_BELOW_DB:
+            logger.info(f"Echo canceller: {erle:.1f} dB removed over {RESET_WINDOW_SECS:g} s of bot audio; restarting the APM")
+            self.stats.resets += 1
+            self._new_apm()
 
     def start_render(self, sample_rate: int) -> None:
         """Take bot audio at ``sample_rate`` Hz (default: the microphone's rate).
@@ -262,7 +296,7 @@ class EchoCanceller:
             erle = s.erle_db
             logger.info(
                 f"Echo canceller: {s.capture_frames} frames processed, {s.reverse_frames} with bot "
-                f"audio in {s.runs} runs; microphone lost {s.lost_capture_secs:.2f} s, late bot audio "
+                f"audio in {s.runs} runs, {s.resets} restarts; microphone lost {s.lost_capture_secs:.2f} s, late bot audio "
                 f"{s.late_reverse_secs:.2f} s; ERLE {'-' if erle is None else f'{erle:.1f} dB'} "
                 "while the bot played"
             )
@@ -308,13 +342,15 @@ class EchoCanceller:
         else:
             index = self._render_next  # right after the previous chunk
         self._run_secs += n / rrate
+        if index < self._ring_base:
+            # The microphone is already past this chunk's place: it was written late
+            # (the process stalled, or it came last in the speaker's buffer). Its echo
+            # cannot have been heard before now, so the run goes on from here.
+            self.stats.late_reverse_secs += (self._ring_base - index) / rrate
+            index = self._ring_base
         self._render_next = index + n
         pcm = bytes(audio[: 2 * n])
         offset = index - self._ring_base
-        if offset < 0:  # the microphone is already past the start of this chunk
-            self.stats.late_reverse_secs += min(-offset, n) / rrate
-            pcm = pcm[-2 * offset :]
-            offset = 0
         if not pcm:
             return
         if offset > self.max_reverse_backlog_secs * rrate:
@@ -326,9 +362,17 @@ class EchoCanceller:
         self._ring[a : a + len(pcm)] = pcm
         self._active = True
 
+    def note_capture(self, nbytes: int, t: float | None = None) -> None:
+        """The sound card delivered ``nbytes`` of microphone audio at ``t`` (seconds,
+        ``time.monotonic()`` by default). Called from the audio callback's thread by
+        :func:`local_audio_transport`; :meth:`process_capture` then takes that time
+        for the chunk instead of its own, which a busy event loop would delay."""
+        self._stamps.append((nbytes, time.monotonic() if t is None else t))
+
     def process_capture(self, audio: bytes, now: float | None = None) -> bytes:
-        """Cancel the echo in microphone PCM (capture rate) that arrived at ``now``
-        (seconds, ``time.monotonic()`` by default).
+        """Cancel the echo in microphone PCM (capture rate) captured at ``now``
+        (seconds; by default the time :meth:`note_capture` noted for it, else
+        ``time.monotonic()``, its arrival).
 
         Returns the processed audio of every complete 10 ms frame so far (a
         remainder shorter than 10 ms waits for the next call, so the output may be
@@ -339,7 +383,14 @@ class EchoCanceller:
         """
         if self._apm is None:
             raise RuntimeError("EchoCanceller.process_capture before start_capture")
-        now = time.monotonic() if now is None else now
+        if now is None:
+            now = time.monotonic()
+            if self._stamps:
+                nbytes, t = self._stamps.popleft()
+                if nbytes == len(audio):
+                    now = t
+                else:  # out of step (a chunk not noted): start over
+                    self._stamps.clear()
         self._track_arrival(len(audio) // 2, now)
         if not self.enabled or not self._active:
             if self._capture:  # a remainder from before the filter was disabled
@@ -368,9 +419,11 @@ class EchoCanceller:
             if playing:
                 x = np.frombuffer(mic, dtype="<i2").astype(np.float64)
                 y = np.frombuffer(processed, dtype="<i2").astype(np.float64)
-                self.stats.active_in_energy += float(x @ x)
-                self.stats.active_out_energy += float(y @ y)
+                e_in, e_out = float(x @ x), float(y @ y)
+                self.stats.active_in_energy += e_in
+                self.stats.active_out_energy += e_out
                 self.stats.reverse_frames += 1
+                self._watch(e_in, e_out, n)
             self.stats.capture_frames += 1
             out += processed
         return bytes(out)
@@ -449,3 +502,33 @@ class _RenderTap(BaseAudioFilter):
     async def filter(self, audio: bytes) -> bytes:
         self._aec.push_reverse(audio)
         return audio
+
+
+def local_audio_transport(params, canceller: EchoCanceller):
+    """Pipecat's ``LocalAudioTransport`` (PyAudio) with ``canceller`` on it: its filters
+    in ``params`` (:meth:`EchoCanceller.apply_to`), and its microphone chunks timed
+    in PortAudio's callback (:meth:`EchoCanceller.note_capture`), where a stall of the
+    event loop does not move them.
+
+    Args:
+        params: ``LocalAudioTransportParams`` (mono in and out).
+        canceller: The echo canceller.
+
+    Raises:
+        ValueError, UnsupportedChannelsError: as :meth:`EchoCanceller.apply_to`.
+    """
+    from pipecat.transports.local.audio import LocalAudioInputTransport, LocalAudioTransport
+
+    class _TimedInput(LocalAudioInputTransport):
+        def _audio_in_callback(self, in_data, frame_count, time_info, status):
+            canceller.note_capture(len(in_data))
+            return super()._audio_in_callback(in_data, frame_count, time_info, status)
+
+    class _Transport(LocalAudioTransport):
+        def input(self):
+            if not self._input:
+                self._input = _TimedInput(self._pyaudio, self._params)
+            return self._input
+
+    canceller.apply_to(params)
+    return _Transport(params)
