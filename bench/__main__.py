@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "audio": "end-to-end audio barge-in benchmark",
     "cost": "cost/latency estimate",
     "results": "regenerate the README's Results section from all of them",
+    "aec": "echo scenarios with and without acoustic echo cancellation (false interrupts, ERLE)",
 }
 
 
