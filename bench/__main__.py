@@ -19,6 +19,10 @@ SUBCOMMANDS = {
     "cost": "cost/latency estimate",
     "results": "regenerate the README's Results section from all of them",
     "aec": "echo scenarios with and without acoustic echo cancellation (false interrupts, ERLE)",
+    "load": "N sessions at once in one event loop: filter vs IdentityFilter",
+    "soak": "a simulated hour on a virtual clock: memory over time, decision counts",
+    "fuzz": "hostile-input timings and 100,000 generated frame sequences against the property",
+    "train": "rebuild the English model's weights from the MRDA TSV (needs the train extra)",
 }
 
 

@@ -69,16 +69,48 @@ HOSTILE_TEXTS = {
 }
 
 
+# Odd characters around or inside a transcript that must not change its decision,
+# whatever decides it (the lexicon, or the learned model where it is consulted).
+SAME_AS = {
+    "ye\u200bah": "yeah",
+    "\u202eyeah\u200f": "yeah",
+    "\ufeffokay": "okay",
+    "\x00yeah\x07\r\n": "yeah",
+    "\tmm-hmm\n\n": "mm-hmm",
+    "\uff59\uff45\uff41\uff48": "yeah",
+    "yeah \U0001f44d\U0001f602": "yeah",
+    "uh\u00a0huh": "uh huh",
+    "what about\u200b the price\x00": "what about the price",
+    "I see \u0646\u0639\u0645": "i see \u0646\u0639\u0645",
+}
+
+
 @pytest.fixture(scope="module")
 def classifier():
     return BackchannelClassifier()
 
 
+@pytest.fixture(scope="module")
+def lexicon():
+    """The lexicon rule alone (no learned model): its verdicts are the documented rule's."""
+    return BackchannelClassifier(model=False)
+
+
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)
 @pytest.mark.parametrize("partial", [False, True], ids=["final", "interim"])
-def test_hostile_transcripts_are_decided_by_the_rule(classifier, name, partial):
+def test_hostile_transcripts_are_decided_by_the_rule(lexicon, classifier, name, partial):
     text, verdict, by_command = HOSTILE_TEXTS[name]
-    assert classifier.explain(text, partial=partial) == (verdict, by_command)
+    assert lexicon.explain(text, partial=partial) == (verdict, by_command)
+    if by_command or verdict == E:  # decided before any model is consulted
+        assert classifier.explain(text, partial=partial) == (verdict, by_command)
+
+
+@pytest.mark.parametrize("odd", SAME_AS)
+@pytest.mark.parametrize("partial", [False, True], ids=["final", "interim"])
+def test_odd_characters_do_not_change_the_decision(classifier, odd, partial):
+    plain = SAME_AS[odd]
+    assert normalize(odd) == normalize(plain)
+    assert classifier.explain(odd, partial=partial) == classifier.explain(plain, partial=partial)
 
 
 @pytest.mark.parametrize("bad", [None, b"yeah", 42, ["yeah"]])
