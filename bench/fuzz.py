@@ -398,6 +398,10 @@ def check_timed(f: _Recorder, down: list[Frame], clf: BackchannelClassifier):
     assert all(i in pos for i in out_ids), "a gated frame came out that never went in"
     ordered = [pos[fr.id] for fr in outs if not isinstance(fr, InterruptionFrame)]
     assert ordered == sorted(ordered), "reordered"
+    starts = (VADUserStartedSpeakingFrame,)
+    for k, fr in enumerate(ins):
+        if isinstance(fr, InterruptionFrame) and not (k and isinstance(ins[k - 1], starts)):
+            assert fr.id in set(out_ids), "an InterruptionFrame from elsewhere was held back or dropped"
     dropped = sum(d.frames for _, d in decisions if d.kind != "interruption")
     assert len(ins) == len(outs) + dropped, f"lost: {len(ins)} in, {len(outs)} out, {dropped} dropped"
     times_in = [t for kind, t, _ in f.log if kind == "in"]
@@ -471,7 +475,8 @@ def run_fuzz(examples: int, timed_share: float, seed: int) -> dict:
                     hypothesis_seed(seed)(test)()
                     results[name] = {"ok": True, "counterexample": None}
                 except Exception as e:  # noqa: BLE001 (report the counterexample)
-                    results[name] = {"ok": False, "counterexample": f"{type(e).__name__}: {e}"[:4000]}
+                    notes = "\n".join(getattr(e, "__notes__", []))
+                    results[name] = {"ok": False, "counterexample": f"{type(e).__name__}: {e}\n{notes}"[:6000]}
                 results[name]["sequences"] = counts[name]
                 results[name]["secs"] = time.perf_counter() - start
                 print(f"fuzz {name}: {counts[name]} sequences, "

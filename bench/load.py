@@ -363,7 +363,9 @@ async def run_level(kind: str, n: int, secs: float, warmup: float, seed: int, *,
 # --- the benchmark -----------------------------------------------------------------
 
 
-async def bench(levels: list[int], secs: float, warmup: float, seed: int, search: bool, memory_n: int) -> dict:
+async def bench(
+    levels: list[int], secs: float, warmup: float, seed: int, search: bool, memory_n: int, trials: int
+) -> dict:
     rows: list[dict] = []
     for n in levels:
         for kind in ("filter", "identity"):
@@ -387,7 +389,14 @@ async def bench(levels: list[int], secs: float, warmup: float, seed: int, search
                 if hi is None or hi - lo <= max(1, SEARCH_PRECISION * hi):
                     continue
                 mid = (lo + hi) // 2
-                row = await run_level(kind, mid, secs, warmup, seed)
+                # Best of ``trials``: another process on the machine only ever adds lag.
+                row = None
+                for _ in range(trials):
+                    trial = await run_level(kind, mid, secs, warmup, seed)
+                    if row is None or trial["lag_p99_ms"] < row["lag_p99_ms"]:
+                        row = trial
+                    if row["sustained"]:
+                        break
                 row["search"] = True
                 rows.append(row)
                 print(_row_line(row), file=sys.stderr, flush=True)
@@ -436,7 +445,9 @@ def render(report: dict) -> str:
     lines = [
         f"bench load (pipecat {report['pipecat_version']}, Python {report['python']}, "
         f"{report['cpus']} CPUs; loguru {report['loguru_level']}); {report['secs']:g} s measured "
-        f"after {report['warmup']:g} s warm-up per run, seed {report['seed']}",
+        f"after {report['warmup']:g} s warm-up per run, seed {report['seed']}; machine load average "
+        f"{report['load_average']['before']:.1f} before, {report['load_average']['after']:.1f} after "
+        f"(other processes share the cores); bisection steps best of {report['trials']}",
         "",
         "   processor     N   frames/s  p50 ms    p99 ms   lag p99  lag max  CPU/session  sustained",
         "                             (audio latency,          (event loop, ms)   (of a core)",
@@ -489,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--secs", type=float, default=6.0, help="seconds measured per run (default 6)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring (default 2)")
     p.add_argument("--no-search", dest="search", action="store_false", help="skip the bisection")
+    p.add_argument("--trials", type=int, default=2, help="runs per bisection step, best kept (default 2)")
     p.add_argument("--memory-sessions", type=int, default=100, help="sessions for memory (default 100)")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -513,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= (0 if name == "warmup" else 0.5)):
             parser.error(f"--{name} must be a number of seconds ({'>= 0' if name == 'warmup' else '>= 0.5'}), got {value}")
+    if args.trials < 1:
+        parser.error(f"--trials must be at least 1, got {args.trials}")
     if args.memory_sessions < 1:
         parser.error(f"--memory-sessions must be at least 1, got {args.memory_sessions}")
     logger.remove()
@@ -520,17 +534,20 @@ def main(argv: list[str] | None = None) -> int:
     handler = logger.add(
         sys.stderr, level=LOG_LEVEL, filter=lambda r: "cannot gate every" not in r["message"]
     )
+    import os
+
+    load_before = os.getloadavg()
     try:
         with contextlib.redirect_stdout(sys.stderr):
             results = asyncio.run(
-                bench(levels, args.secs, args.warmup, args.seed, args.search, args.memory_sessions)
+                bench(levels, args.secs, args.warmup, args.seed, args.search, args.memory_sessions, args.trials)
             )
     finally:
         logger.remove(handler)
         logger.add(sys.stderr)
-    import os
-
     report = {
+        "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "trials": args.trials,
         "pipecat_version": getattr(pipecat, "__version__", "unknown"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
