@@ -667,6 +667,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         elif isinstance(frame, _STOP_TYPES) and not self._speech_sources:
             utterance.stopped_at = time.monotonic()
             await self._arm_timer()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            # The VAD heard the speech end inside an STT's own turn (Flux, AssemblyAI,
+            # Speechmatics end theirs later, Flux up to eot_timeout_ms): max hold now
+            # counts from here, and then decides on the words (_on_max_hold).
+            await self._arm_timer()
         await self._evaluate()
 
     def _track_speech(self, frame: Frame):
@@ -900,6 +905,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
                     await on_fire()
 
     async def _on_max_hold(self):
+        if "vad" not in self._speech_sources and any(
+            isinstance(f, VADUserStoppedSpeakingFrame) for f in self._held.frames
+        ):
+            # The VAD heard this speech end: only an STT's turn keeps the utterance
+            # open. A release here would turn a backchannel into an interruption
+            # whenever the STT ends its turn late; decide on the words instead.
+            await self._decide_end("max hold")
+            return
         verdict, by_command = self._classifier.explain(self._held.text, partial=True)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", "max hold")  # the bot hearing itself at length

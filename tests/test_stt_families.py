@@ -32,7 +32,7 @@ bot becomes a user turn.
 Strategies: (a) passes none, so it runs on Pipecat's defaults (VAD and transcription
 start, Smart Turn v3 stop) or on what the service recommends. (b) and (c) need the
 turn to end: the turn-detecting families end it on their own proposal; the others
-use :func:`short_stop` (``SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)``),
+use :func:`short_stop` (``SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.2)``),
 because Smart Turn on synthetic audio waits for the 5 s ``user_turn_stop_timeout``.
 """
 
@@ -79,9 +79,10 @@ from tests.stt_sequences import (
 
 
 def short_stop() -> UserTurnStrategies:
-    """Pipecat's default start strategies, and a turn that ends 0.3 s after the VAD
-    stop once a transcript is in (Smart Turn would wait 5 s on synthetic audio)."""
-    return UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)])
+    """Pipecat's default start strategies, and a turn that ends 0.2 s after the VAD
+    stop once a transcript is in, or once the STT's P99 latency has passed (Smart Turn
+    would wait 5 s on synthetic audio)."""
+    return UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.2)])
 
 
 @dataclass(frozen=True)
@@ -217,10 +218,10 @@ FLUX = Family(
 ASSEMBLYAI_TURNS = Family(
     "assemblyai-turn-detection",
     # AssemblyAIServer: SpeechStarted (ProposedUserStartedSpeakingFrame,
-    # _handle_speech_started), partials, formatted end of turn 0.3 s into the
+    # _handle_speech_started), partials, formatted end of turn 0.25 s into the
     # silence (final, then ProposedUserStoppedSpeakingFrame; _handle_transcription).
     lambda *said: ScriptedAssemblyAISTTService(
-        AssemblyAIServer(*said, turn_silence=0.3), vad_force_turn_endpoint=False
+        AssemblyAIServer(*said, turn_silence=0.25), vad_force_turn_endpoint=False
     ),
     backchannel=Said("Mm-hmm.", ("mm-hmm",)),
     interruption=Said("No, stop.", ("no", "no stop")),
@@ -231,9 +232,11 @@ ASSEMBLYAI_TURNS = Family(
 SPEECHMATICS_VAD = Family(
     "speechmatics-vad",
     # SpeechmaticsServer(service_vad=True): StartOfTurn, partial segments, AddSegment
-    # and EndOfTurn 0.3 s into the silence; the VAD stop is only logged
+    # and EndOfTurn 0.25 s into the silence; the VAD stop is only logged
     # (services/speechmatics/stt.py _handle_message, process_frame).
-    lambda *said: speechmatics_stt(SpeechmaticsServer(*said, service_vad=True)),
+    lambda *said: speechmatics_stt(
+        SpeechmaticsServer(*said, service_vad=True, end_of_turn_silence=0.25)
+    ),
     backchannel=Said("Uh-huh.", ("Uh-huh.",)),
     interruption=Said("Wait.", ("Wait.",)),
     turn=Said("Tell me a story about a dog.", ("Tell me a", "Tell me a story about a dog.")),
@@ -297,10 +300,10 @@ SPEECHMATICS = Family(
 )
 # A segmented cloud STT: OpenAISTTService advertises a P99 of 2.01 s from the end of
 # speech to its transcript (services/stt_latency.py OPENAI_TTFS_P99, in its
-# STTMetadataFrame); a transcript 1.2 s after the VAD stop is an ordinary one.
+# STTMetadataFrame); a transcript 1.15 s after the VAD stop is an ordinary one.
 OPENAI_SLOW = Family(
     "openai-slow",
-    lambda *said: ScriptedOpenAISTTService(SegmentModel(*said, latency=1.2)),
+    lambda *said: ScriptedOpenAISTTService(SegmentModel(*said, latency=1.15)),
     backchannel=Said("Yeah."),
     interruption=Said("Wait, stop."),
     turn=Said("Tell me a story about a dog."),
@@ -323,6 +326,7 @@ class Run:
     stt: object  # the service, with its scripted far end (.server or .model)
     stt_pushed: PushedBy
     turn_started_by: list[str]  # the start strategy of each user turn
+    turn_stopped_by: list[str | None]  # the stop strategy (None: the pipeline ended)
     decisions: list  # the filter's SoftAckDecisions, in order
 
     def decided(self) -> list[tuple[str, str]]:
@@ -337,18 +341,25 @@ class Run:
         return finals[0]
 
 
-async def converse(family: Family, said: Said, shape: str, frames: list, **shape_kwargs) -> Run:
+async def converse(
+    family: Family, said: Said, shape: str, frames: list, filter_kwargs=None, **shape_kwargs
+) -> Run:
     """``said`` to ``family``'s service in ``shape``, the filter between it and the
     user aggregator; ``frames`` (audio and bot frames) sent from the source."""
     stt = family.make(said)
-    softack = SoftAckInterruptionFilter()
+    softack = SoftAckInterruptionFilter(**(filter_kwargs or {}))
     s = build_shape(shape, softack, before=[stt], **shape_kwargs)
     starts: list[str] = []
+    stops: list[str | None] = []
     decisions: list = []
 
     @s.aggregator.event_handler("on_user_turn_started")
     async def on_user_turn_started(_aggregator, strategy):
         starts.append(type(strategy).__name__)
+
+    @s.aggregator.event_handler("on_user_turn_stopped")
+    async def on_user_turn_stopped(_aggregator, strategy, _message):
+        stops.append(type(strategy).__name__ if strategy else None)
 
     for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped"):
 
@@ -359,7 +370,7 @@ async def converse(family: Family, said: Said, shape: str, frames: list, **shape
     pushed = PushedBy(stt)
     down, _ = await run_test(s.pipeline, frames_to_send=frames, observers=[pushed])
     assert softack.placement.shape == shape and softack.placement.warnings == []
-    return Run(list(down), s, stt, pushed, starts, decisions)
+    return Run(list(down), s, stt, pushed, starts, stops, decisions)
 
 
 def assert_service_sequence(family: Family, run: Run):
@@ -395,9 +406,15 @@ def expected_start(family: Family) -> list[str]:
     return ["ExternalUserTurnStartStrategy" if family.proposes_turns else "VADUserTurnStartStrategy"]
 
 
+def expected_stop(family: Family) -> list[str]:
+    """The strategy that ends the turn before the pipeline does (an end left to the
+    EndFrame would show as None)."""
+    return ["ExternalUserTurnStopStrategy" if family.proposes_turns else "SpeechTimeoutUserTurnStopStrategy"]
+
+
 # Seconds. Each case ends well after its slowest decision: the turn-detecting
-# families propose the end of a turn 0.26-0.35 s after the speech ends, the short
-# stop ends it 0.4 s after.
+# families propose the end of a turn 0.26-0.3 s after the speech ends, the short stop
+# ends it 0.3-0.35 s after (the VAD's 0.1 s stop, then 0.2 s, or Deepgram's P99).
 WHILE_SPEAKING = [BotStartedSpeakingFrame(), *silence(0.06)]
 
 
@@ -414,7 +431,7 @@ async def test_backchannel_while_the_bot_speaks_is_reported_not_answered(family,
     on Flux's eager end of turn), nothing in the context, one UserBackchannelFrame
     with the service's text, decided when the utterance ended."""
     run = await converse(
-        family, family.backchannel, shape, [*WHILE_SPEAKING, *speech(0.3), *silence(0.55)]
+        family, family.backchannel, shape, [*WHILE_SPEAKING, *speech(0.3), *silence(0.5)]
     )
     assert_service_sequence(family, run)
     assert count(run.down, InterruptionFrame) == 0
@@ -439,7 +456,7 @@ async def test_interruption_while_the_bot_speaks_interrupts_and_reaches_the_llm(
         family,
         family.interruption,
         shape,
-        [*WHILE_SPEAKING, *speech(0.45), *silence(0.65)],
+        [*WHILE_SPEAKING, *speech(0.45), *silence(0.55)],
         strategies=family.strategies(),
     )
     assert_service_sequence(family, run)
@@ -447,6 +464,7 @@ async def test_interruption_while_the_bot_speaks_interrupts_and_reaches_the_llm(
     assert count(run.down, InterruptionFrame) == 1
     assert backchannels(run.down) == []
     assert run.turn_started_by == expected_start(family)
+    assert run.turn_stopped_by == expected_stop(family)
     assert run.said_in_context() == [family.interruption.final.strip()]
 
 
@@ -461,13 +479,14 @@ async def test_speech_to_a_silent_bot_becomes_a_user_turn(family, shape):
         family,
         family.turn,
         shape,
-        [*silence(0.06), *speech(0.35), *silence(0.6)],
+        [*silence(0.06), *speech(0.35), *silence(0.5)],
         strategies=family.strategies(),
     )
     assert_service_sequence(family, run)
     assert run.decisions == []
     assert backchannels(run.down) == []
     assert run.turn_started_by == expected_start(family)
+    assert run.turn_stopped_by == expected_stop(family)
     assert run.said_in_context() == [family.turn.final.strip()]
 
 
@@ -484,13 +503,14 @@ async def test_flux_with_user_strategies_interrupts_on_the_vad_and_reaches_the_l
         FLUX,
         FLUX.interruption,
         shape,
-        [*WHILE_SPEAKING, *speech(0.45), *silence(0.65)],
+        [*WHILE_SPEAKING, *speech(0.45), *silence(0.55)],
         strategies=short_stop(),
     )
     assert_service_sequence(FLUX, run)
     assert run.decided() == [("interruption", "content or command word")]
     assert count(run.down, InterruptionFrame) == 1
     assert run.turn_started_by == ["VADUserTurnStartStrategy"]
+    assert run.turn_stopped_by == ["SpeechTimeoutUserTurnStopStrategy"]
     assert count(run.down, ProposedUserStartedSpeakingFrame) == 1  # not resolved
     assert run.said_in_context() == [FLUX.interruption.final.strip()]
 
@@ -503,18 +523,60 @@ async def test_a_segmented_stt_within_its_advertised_latency_still_interrupts(sh
     """A segmented STT transcribes only after the VAD stop, and a cloud one can take
     longer than the filter's 1.0 s transcript timeout while staying within the
     latency it advertises in its STTMetadataFrame (OpenAISTTService: 2.01 s).
-    "Wait, stop." transcribed 1.2 s after the VAD stop must interrupt when it
+    "Wait, stop." transcribed 1.15 s after the VAD stop must interrupt when it
     arrives, not be dropped as noise at 1.0 s (and then held as words without a VAD
     start until the pipeline ends)."""
     run = await converse(
         OPENAI_SLOW,
         OPENAI_SLOW.interruption,
         shape,
-        [*WHILE_SPEAKING, *speech(0.4), *silence(1.5)],
+        [*WHILE_SPEAKING, *speech(0.4), *silence(1.4)],
         strategies=short_stop(),
     )
     assert_service_sequence(OPENAI_SLOW, run)
     assert run.decided() == [("interruption", "content or command word")]
     assert count(run.down, InterruptionFrame) == 1
     assert run.turn_started_by == ["VADUserTurnStartStrategy"]
+    assert run.turn_stopped_by == ["SpeechTimeoutUserTurnStopStrategy"]
     assert run.said_in_context() == ["Wait, stop."]
+
+
+# -- an STT that ends its turn late ------------------------------------------------
+
+# Flux ends a turn when its end-of-turn confidence reaches eot_threshold, or
+# eot_timeout_ms (5000 by default) after the speech: for a murmured "mm-hmm" it can be
+# seconds after the VAD has heard the speech end (services/deepgram/flux/stt_base.py
+# DeepgramFluxSTTSettings; the final and ProposedUserStoppedSpeakingFrame come only
+# with EndOfTurn). Here 1.15 s after a 0.6 s "mm-hmm", 1.7 s after the hold began,
+# against a filter whose max_hold_secs is 1.5 s so the test stays short: as an end of
+# turn 2.45 s after it would against the default 3.0 s.
+FLUX_LATE_EOT = Family(
+    "deepgram-flux-late-eot",
+    lambda *said: ScriptedDeepgramFluxSTTService(FluxServer(*said, eot_silence=1.15)),
+    backchannel=Said("Mm-hmm", ("Mm-hmm",)),
+    interruption=FLUX.interruption,
+    turn=FLUX.turn,
+    check=_flux_final,
+    proposes_turns=True,
+)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_backchannel_the_stt_ends_its_turn_on_late_stays_a_backchannel(shape):
+    """The utterance stays open until the STT's ProposedUserStoppedSpeakingFrame, but
+    once the VAD has heard the speech end nobody is speaking: max_hold_secs (a bound
+    on speech that goes on undecided) must not release "Mm-hmm" as an interruption
+    because the STT ends its turn later than max_hold_secs after the speech began.
+    Decided on its words when the STT's end of turn brings the final."""
+    run = await converse(
+        FLUX_LATE_EOT,
+        FLUX_LATE_EOT.backchannel,
+        shape,
+        [*WHILE_SPEAKING, *speech(0.6), *silence(1.5)],
+        filter_kwargs={"max_hold_secs": 1.5},
+    )
+    assert_service_sequence(FLUX_LATE_EOT, run)
+    assert run.decided() == [("backchannel", "utterance ended")]
+    assert count(run.down, InterruptionFrame) == 0 and run.turn_started_by == []
+    assert backchannels(run.down) == ["Mm-hmm"]
+    assert run.shape.user_messages() == []
