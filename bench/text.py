@@ -1,15 +1,27 @@
 """Text benchmark: would this transcript stop a talking bot?
 
 ``python -m bench text FILE.tsv [--json] [--errors] [--strategies a,b]``
+``python -m bench text --mrda [PATH] [--split test] [--json] [--errors]``
 
 FILE is tab-separated (no quoting) with a header holding at least ``text``
 and ``label``. ``label`` is ``BACKCHANNEL`` (the listener means "go on": the
 bot should keep talking) or ``TURN`` (the listener takes the floor: the bot
 should stop). Rows with any other label are counted as ``n_other`` and left
-out of every metric.
+out of every metric. An optional ``bot_said`` column is what the bot said
+last: the strategies that read context get it (an empty cell is no context).
 
-Every strategy is a predicate ``is_backchannel(text) -> bool``: True means
-the bot keeps talking, False means the utterance interrupts it.
+``--mrda`` scores one split (default ``test``) of the MRDA backchannel TSV
+(default ``/work/shared/data/mrda_backchannel.tsv``; see ``bench/train.py``):
+BACKCHANNEL and TURN rows, with the other speaker's last utterance
+(``prev_other_text``) as context for ``ours`` and without it for
+``ours-no-context``, every other strategy in the same table. AMBIGUOUS rows are
+left out of the rates (``n_other``); of them, the accepts (MRDA ``aa``, ``aap``)
+that follow a polar question of the other speaker are answers, and the share
+of them each strategy interrupts is reported apart (``answer_interrupted``).
+
+Every strategy is a predicate ``is_backchannel(text, context=None) -> bool``:
+True means the bot keeps talking, False means the utterance interrupts it.
+Only ``ours`` reads ``context``.
 
 Metrics (the positive class is BACKCHANNEL):
 
@@ -38,10 +50,14 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from bench.peers import livekit_legacy_interrupts, vapi_interrupts
+
 BACKCHANNEL = "BACKCHANNEL"
 TURN = "TURN"
+MRDA_DEFAULT = "/work/shared/data/mrda_backchannel.tsv"
+MRDA_SPLITS = ("train", "val", "test")
 
-Predicate = Callable[[str], bool]
+Predicate = Callable[..., bool]  # (text, context=None) -> bool
 
 # --- strategies -------------------------------------------------------------
 
@@ -73,31 +89,76 @@ def vad_only_is_backchannel(text: str) -> bool:
     return False
 
 
-def make_ours() -> Predicate:
-    """Our classifier: BACKCHANNEL and EMPTY verdicts do not interrupt.
+def _classifier_predicate(model: bool | None, use_context: bool) -> Predicate:
+    """A BackchannelClassifier as a predicate: BACKCHANNEL and EMPTY do not interrupt.
 
     ``pipecat_softack`` is imported here, not at module import, with stdout sent
-    to stderr so that no banner can pollute ``--json`` output.
+    to stderr so that no banner can pollute ``--json`` output. ``model=None`` is
+    the classifier's default (the combined model for English); ``model=False``
+    the lexicon alone.
     """
     with contextlib.redirect_stdout(sys.stderr):
         from pipecat_softack import BackchannelClassifier, Verdict
 
-        clf = BackchannelClassifier()
+        clf = BackchannelClassifier() if model is None else BackchannelClassifier(model=model)
     passes = {Verdict.BACKCHANNEL, Verdict.EMPTY}
 
-    def ours_is_backchannel(text: str) -> bool:
-        return clf.classify(text) in passes
+    if use_context:
 
-    return ours_is_backchannel
+        def is_backchannel(text: str, context: str | None = None) -> bool:
+            verdict = clf.classify(text) if context is None else clf.classify(text, context=context)
+            return verdict in passes
+
+    else:
+
+        def is_backchannel(text: str, context: str | None = None) -> bool:
+            return clf.classify(text) in passes
+
+    return is_backchannel
 
 
-#: name -> factory returning a predicate (factories keep imports lazy).
+def make_ours() -> Predicate:
+    """Ours, as it ships: the lexicon with the English model, reading the context."""
+    return _classifier_predicate(None, use_context=True)
+
+
+def make_ours_no_context() -> Predicate:
+    """Ours with the context withheld (what the bot said is unknown)."""
+    return _classifier_predicate(None, use_context=False)
+
+
+def make_lexicon_only() -> Predicate:
+    """The lexicon alone (``BackchannelClassifier(model=False)``): the decision before the model."""
+    return _classifier_predicate(False, use_context=False)
+
+
+def _text_only(rule: Callable[[str], bool]) -> Predicate:
+    def is_backchannel(text: str, context: str | None = None) -> bool:
+        return rule(text)
+
+    is_backchannel.__doc__ = rule.__doc__
+    return is_backchannel
+
+
+#: name -> factory returning a predicate (factories keep imports lazy). The peers'
+#: rules and their sources are in bench/peers.py: Vapi's documented
+#: ``stopSpeakingPlan`` defaults (numWords 0, and 2), LiveKit's legacy
+#: ``interrupt_min_words=3``; their VAD and timing conditions (Vapi's 0.2 s
+#: ``voiceSeconds``, LiveKit's 0.65 s ``interrupt_speech_duration`` and no
+#: interruption in the first second of a bot utterance) do not apply to text.
 STRATEGIES: dict[str, Callable[[], Predicate]] = {
     "ours": make_ours,
-    "seed-naive": lambda: seed_naive_is_backchannel,
-    "min-words-3": lambda: min_words_is_backchannel,
-    "vad-only": lambda: vad_only_is_backchannel,
+    "ours-no-context": make_ours_no_context,
+    "lexicon-only": make_lexicon_only,
+    "seed-naive": lambda: _text_only(seed_naive_is_backchannel),
+    "min-words-3": lambda: _text_only(min_words_is_backchannel),
+    "vapi-default": lambda: _text_only(lambda text: not vapi_interrupts(text, num_words=0)),
+    "vapi-numwords-2": lambda: _text_only(lambda text: not vapi_interrupts(text, num_words=2)),
+    "livekit-legacy": lambda: _text_only(lambda text: not livekit_legacy_interrupts(text, text)),
+    "vad-only": lambda: _text_only(vad_only_is_backchannel),
 }
+#: Strategies that read the context; the others score the same with or without it.
+CONTEXT_STRATEGIES = frozenset({"ours"})
 
 # --- data -------------------------------------------------------------------
 
@@ -108,10 +169,23 @@ class BenchInputError(Exception):
 
 @dataclass(frozen=True)
 class Row:
+    """One labelled utterance.
+
+    Attributes:
+        line: Line number in the file (1 = header).
+        text: The transcript.
+        label: BACKCHANNEL, TURN, or whatever else the file says.
+        category: Free tag (``category`` column; the MRDA act tag in ``--mrda``).
+        context: What the bot (MRDA: the other speaker) said last, or None.
+        answer: An AMBIGUOUS MRDA accept that follows a polar question (``--mrda``).
+    """
+
     line: int
     text: str
     label: str  # BACKCHANNEL, TURN, or whatever else the file says
     category: str = ""
+    context: str | None = None
+    answer: bool = False
 
 
 REQUIRED_COLUMNS = ("text", "label")
@@ -134,12 +208,14 @@ def load_rows(path: str) -> list[Row]:
                 )
             ti, li = header.index("text"), header.index("label")
             ci = header.index("category") if "category" in header else None
+            bi = header.index("bot_said") if "bot_said" in header else None
             rows = []
             for fields in reader:
                 if not any(field.strip() for field in fields):
                     continue  # blank line
                 get = lambda i: fields[i] if i is not None and i < len(fields) else ""  # noqa: E731
-                rows.append(Row(reader.line_num, get(ti), get(li).strip().upper(), get(ci).strip()))
+                context = get(bi).strip() or None
+                rows.append(Row(reader.line_num, get(ti), get(li).strip().upper(), get(ci).strip(), context))
             return rows
     except OSError as e:
         raise BenchInputError(f"cannot read {path}: {e.strerror or e}") from e
@@ -147,6 +223,52 @@ def load_rows(path: str) -> list[Row]:
         raise BenchInputError(f"{path}: not UTF-8 text ({e})") from e
     except csv.Error as e:
         raise BenchInputError(f"{path}: malformed TSV ({e})") from e
+
+
+MRDA_COLUMNS = ("text", "label", "split", "prev_other_text")
+_ANSWER_TAGS = frozenset({"aa", "aap"})
+
+
+def load_mrda_rows(path: str, split: str = "test") -> list[Row]:
+    """The rows of one split of the MRDA backchannel TSV (see the module docstring).
+
+    Raises:
+        BenchInputError: unreadable file, a missing column, or an unknown or empty
+            split, naming the file and the value.
+    """
+    if split not in MRDA_SPLITS:
+        raise BenchInputError(f"unknown split {split!r}; choose from {', '.join(MRDA_SPLITS)}")
+    with contextlib.redirect_stdout(sys.stderr):
+        from bench.train import is_polar_question
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if reader.fieldnames is None:
+                raise BenchInputError(f"{path}: file is empty (expected the MRDA columns {', '.join(MRDA_COLUMNS)})")
+            missing = [c for c in MRDA_COLUMNS if c not in reader.fieldnames]
+            if missing:
+                raise BenchInputError(
+                    f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} of the MRDA TSV "
+                    f"(header has: {', '.join(repr(h) for h in reader.fieldnames)})"
+                )
+            rows = []
+            for r in reader:
+                if (r["split"] or "").strip() != split:
+                    continue
+                label = (r["label"] or "").strip().upper()
+                tag = (r.get("act_tag") or "").strip()
+                context = (r["prev_other_text"] or "").strip() or None
+                answer = label == "AMBIGUOUS" and tag in _ANSWER_TAGS and is_polar_question(context or "")
+                rows.append(Row(reader.line_num, r["text"] or "", label, tag, context, answer))
+    except OSError as e:
+        raise BenchInputError(f"cannot read {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise BenchInputError(f"{path}: not UTF-8 text ({e})") from e
+    except csv.Error as e:
+        raise BenchInputError(f"{path}: malformed TSV ({e})") from e
+    if not rows:
+        raise BenchInputError(f"{path}: no rows with split {split!r}")
+    return rows
 
 
 # --- scoring ----------------------------------------------------------------
@@ -157,19 +279,27 @@ def _ratio(num: int, den: int) -> float:
 
 
 def score(rows: Iterable[Row], is_backchannel: Predicate) -> dict[str, float | int]:
-    """Metrics of one strategy on rows (see the module docstring)."""
-    n_bc = n_turn = n_other = tp = fp = 0
+    """Metrics of one strategy on rows (see the module docstring).
+
+    With answer rows (``--mrda``) also ``answer_interrupted_rate`` (answers the
+    strategy interrupts / answers) and ``n_answer``.
+    """
+    n_bc = n_turn = n_other = tp = fp = n_answer = answer_stopped = 0
     for row in rows:
         if row.label == BACKCHANNEL:
             n_bc += 1
-            tp += bool(is_backchannel(row.text))
+            tp += bool(is_backchannel(row.text, row.context))
         elif row.label == TURN:
             n_turn += 1
-            fp += bool(is_backchannel(row.text))
+            fp += bool(is_backchannel(row.text, row.context))
         else:
             n_other += 1
+            if row.answer:
+                n_answer += 1
+                answer_stopped += not is_backchannel(row.text, row.context)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, n_bc)
     f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
+    answers = {"answer_interrupted_rate": _ratio(answer_stopped, n_answer), "n_answer": n_answer} if n_answer else {}
     return {
         "precision": precision,
         "recall": recall,
@@ -181,6 +311,7 @@ def score(rows: Iterable[Row], is_backchannel: Predicate) -> dict[str, float | i
         "n_other": n_other,
         "n_false_interrupt": n_bc - tp,
         "n_missed_interrupt": fp,
+        **answers,
     }
 
 
@@ -189,7 +320,7 @@ def misclassified(rows: Iterable[Row], is_backchannel: Predicate) -> list[tuple[
     out = []
     for row in rows:
         if row.label in (BACKCHANNEL, TURN):
-            pred = bool(is_backchannel(row.text))
+            pred = bool(is_backchannel(row.text, row.context))
             if pred != (row.label == BACKCHANNEL):
                 out.append((row, pred))
     return out
@@ -198,7 +329,7 @@ def misclassified(rows: Iterable[Row], is_backchannel: Predicate) -> list[tuple[
 # --- output -----------------------------------------------------------------
 
 _COLUMNS = [
-    ("strategy", "{:<12}"),
+    ("strategy", "{:<15}"),
     ("precision", "{:>9.3f}"),
     ("recall", "{:>6.3f}"),
     ("f1", "{:>6.3f}"),
@@ -220,12 +351,23 @@ def format_table(results: dict[str, dict[str, float | int]]) -> str:
     return "\n".join(lines)
 
 
+def format_answers(results: dict[str, dict[str, float | int]]) -> str:
+    """One line: the share of answers each strategy interrupts (``--mrda``), or ""."""
+    with_answers = {k: m for k, m in results.items() if m.get("n_answer")}
+    if not with_answers:
+        return ""
+    n = next(iter(with_answers.values()))["n_answer"]
+    cells = ", ".join(f"{k} {m['answer_interrupted_rate']:.1%}" for k, m in with_answers.items())
+    return f"answers to a polar question (AMBIGUOUS aa/aap, n={n}) interrupted: {cells}"
+
+
 def format_errors(errors: list[tuple[Row, bool]]) -> str:
     lines = [f"misclassified by ours: {len(errors)}"]
     for row, pred in errors:
         what = "false interrupt" if row.label == BACKCHANNEL else "missed interrupt"
         cat = f" [{row.category}]" if row.category else ""
-        lines.append(f"  line {row.line:>4}  {row.label:<11} {what:<16}{cat} {row.text!r}")
+        ctx = f"  (after {row.context!r})" if row.context else ""
+        lines.append(f"  line {row.line:>4}  {row.label:<11} {what:<16}{cat} {row.text!r}{ctx}")
     return "\n".join(lines)
 
 
@@ -235,34 +377,46 @@ def format_errors(errors: list[tuple[Row, bool]]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench text",
-        description="Score barge-in strategies on a labelled transcript TSV (columns text, label).",
+        description="Score barge-in strategies on a labelled transcript TSV (columns text, label; "
+        "optional bot_said), or on a split of the MRDA backchannel TSV (--mrda).",
         epilog="Metrics: precision/recall/F1 for the BACKCHANNEL class; false_interrupt = "
         "BACKCHANNEL rows that stop the bot / BACKCHANNEL rows; missed_interrupt = TURN rows "
         "that do not stop it / TURN rows.",
     )
-    p.add_argument("file", metavar="FILE.tsv", help="tab-separated file with header columns text, label")
+    p.add_argument("file", metavar="FILE.tsv", nargs="?", help="tab-separated file with header columns text, label")
+    p.add_argument("--mrda", nargs="?", const=MRDA_DEFAULT, metavar="PATH",
+                   help=f"score the MRDA backchannel TSV instead (default path {MRDA_DEFAULT})")
+    p.add_argument("--split", default="test", choices=MRDA_SPLITS, help="MRDA split with --mrda (default: test)")
     p.add_argument("--json", action="store_true", help="print one JSON object {strategy: {metric: value}} only")
     p.add_argument("--errors", action="store_true", help="list rows 'ours' gets wrong (stderr with --json)")
     p.add_argument(
         "--strategies",
-        default=",".join(STRATEGIES),
-        help=f"comma-separated subset of: {', '.join(STRATEGIES)} (default: all)",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(STRATEGIES)} (default: all; ours-no-context only "
+        "when the rows have context)",
     )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if (args.file is None) == (args.mrda is None):
+        print("error: give either FILE.tsv or --mrda [PATH]", file=sys.stderr)
+        return 2
+    try:
+        rows = load_rows(args.file) if args.mrda is None else load_mrda_rows(args.mrda, args.split)
+    except BenchInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.strategies is None:
+        has_context = any(r.context for r in rows)
+        names = [n for n in STRATEGIES if has_context or n != "ours-no-context"]
+    else:
+        names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
         print(f"error: unknown strategy {', '.join(unknown) or '(none given)'}; choose from {', '.join(STRATEGIES)}",
               file=sys.stderr)
-        return 2
-    try:
-        rows = load_rows(args.file)
-    except BenchInputError as e:
-        print(f"error: {e}", file=sys.stderr)
         return 2
 
     predicates: dict[str, Predicate] = {}
@@ -278,7 +432,18 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(results, sys.stdout, sort_keys=False)
         sys.stdout.write("\n")
     else:
+        if args.mrda is not None:
+            n = {BACKCHANNEL: 0, TURN: 0}
+            for r in rows:
+                if r.label in n:
+                    n[r.label] += 1
+            print(f"MRDA {args.split} split ({args.mrda}): {n[BACKCHANNEL]} BACKCHANNEL, {n[TURN]} TURN; "
+                  f"{len(rows) - sum(n.values())} AMBIGUOUS rows left out of the rates (n_other). "
+                  "Context: prev_other_text, read by 'ours' only.")
         print(format_table(results))
+        answers = format_answers(results)
+        if answers:
+            print(answers)
     if args.errors:
         if "ours" in predicates:
             report = format_errors(misclassified(rows, predicates["ours"]))

@@ -19,6 +19,11 @@ from bench import text as bt  # noqa: E402
 from bench.__main__ import main as bench_main  # noqa: E402
 
 DEVSET = REPO / "tests" / "data" / "devset_en.tsv"
+TOY_MRDA = REPO / "tests" / "data" / "toy_mrda.tsv"
+ALL_BUT_NO_CONTEXT = {
+    "ours", "lexicon-only", "seed-naive", "min-words-3", "vapi-default", "vapi-numwords-2",
+    "livekit-legacy", "vad-only",
+}  # fmt: skip
 
 # 5 BACKCHANNEL, 4 TURN, 2 other (unknown label, missing label). Expected values are worked out by hand below.
 TINY = (
@@ -48,6 +53,17 @@ EXPECTED = {
     # nothing passes: precision/recall defined as 0.0
     "vad-only": dict(precision=0.0, recall=0.0, f1=0.0, false_interrupt_rate=1.0,
                      missed_interrupt_rate=0.0, n_false_interrupt=5, n_missed_interrupt=0),
+    # Vapi numWords 0: passes uh-huh, "Yeah, yeah." (acknowledgements only) and ""; "oh really" and
+    # the 4-word assessment interrupt (not acknowledgements); every TURN has an interruption
+    # phrase (but, wait, no) or is not an acknowledgement (hmm?)
+    "vapi-default": dict(precision=1.0, recall=3 / 5, f1=3 / 4, false_interrupt_rate=2 / 5,
+                         missed_interrupt_rate=0.0, n_false_interrupt=2, n_missed_interrupt=0),
+    # numWords 2: the same, and the one-word "hmm?" now passes
+    "vapi-numwords-2": dict(precision=3 / 4, recall=3 / 5, f1=2 / 3, false_interrupt_rate=2 / 5,
+                            missed_interrupt_rate=1 / 4, n_false_interrupt=2, n_missed_interrupt=1),
+    # LiveKit legacy: more than 3 words interrupt: only the 4-word assessment; every TURN passes
+    "livekit-legacy": dict(precision=1 / 2, recall=4 / 5, f1=8 / 13, false_interrupt_rate=1 / 5,
+                           missed_interrupt_rate=1.0, n_false_interrupt=1, n_missed_interrupt=4),
     # with FakeClassifier: 3 BACKCHANNEL verdicts + EMPTY for "" pass; every TURN interrupts
     "ours": dict(precision=1.0, recall=4 / 5, f1=8 / 9, false_interrupt_rate=1 / 5,
                  missed_interrupt_rate=0.0, n_false_interrupt=1, n_missed_interrupt=0),
@@ -69,8 +85,13 @@ class FakeVerdict(Enum):
 
 class FakeClassifier:
     BC = {"uh-huh", "Yeah, yeah.", "oh really"}
+    contexts: list = []  # (model argument, text, context) of every call, shared by instances
 
-    def classify(self, text):
+    def __init__(self, model=None):
+        self.model = model
+
+    def classify(self, text, context=None):
+        FakeClassifier.contexts.append((self.model, text, context))
         if not text.strip():
             return FakeVerdict.EMPTY
         return FakeVerdict.BACKCHANNEL if text in self.BC else FakeVerdict.INTERRUPTION
@@ -78,6 +99,7 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_processors(monkeypatch):
+    FakeClassifier.contexts = []
     mod = types.ModuleType("pipecat_softack")
     mod.BackchannelClassifier = FakeClassifier
     mod.Verdict = FakeVerdict
@@ -89,7 +111,9 @@ def _check(metrics, expected):
         assert metrics[key] == pytest.approx(value), key
 
 
-@pytest.mark.parametrize("name", ["seed-naive", "min-words-3", "vad-only"])
+@pytest.mark.parametrize(
+    "name", ["seed-naive", "min-words-3", "vad-only", "vapi-default", "vapi-numwords-2", "livekit-legacy"]
+)
 def test_baseline_metrics_by_hand(tiny, name):
     rows = bt.load_rows(str(tiny))
     _check(bt.score(rows, bt.STRATEGIES[name]()), EXPECTED[name])
@@ -101,6 +125,41 @@ def test_ours_maps_verdicts_empty_does_not_interrupt(tiny, fake_processors):
     _check(bt.score(rows, ours), EXPECTED["ours"])
     wrong = bt.misclassified(rows, ours)
     assert [(r.text, pred) for r, pred in wrong] == [("that's really great news", False)]
+    _check(bt.score(rows, bt.make_lexicon_only()), EXPECTED["ours"])
+    assert {model for model, _, _ in FakeClassifier.contexts} == {None, False}  # default, and model=False
+
+
+def test_bot_said_is_the_context_of_ours_only(tmp_path, fake_processors):
+    p = tmp_path / "ctx.tsv"
+    p.write_text(
+        "text\tlabel\tbot_said\nyeah\tTURN\tWould you like me to book it?\nuh-huh\tBACKCHANNEL\t\n",
+        encoding="utf-8",
+    )
+    rows = bt.load_rows(str(p))
+    assert [r.context for r in rows] == ["Would you like me to book it?", None]
+    for make in (bt.make_ours, bt.make_ours_no_context, bt.make_lexicon_only):
+        bt.score(rows, make())
+    seen = {(model, text, context) for model, text, context in FakeClassifier.contexts}
+    assert seen == {
+        (None, "yeah", "Would you like me to book it?"), (None, "uh-huh", None),  # ours
+        (None, "yeah", None),  # ours-no-context
+        (False, "yeah", None), (False, "uh-huh", None),  # lexicon-only
+    }  # fmt: skip
+
+
+def test_the_table_has_ours_no_context_only_when_rows_have_context(tmp_path, fake_processors, capsys):
+    p = tmp_path / "ctx.tsv"
+    p.write_text("text\tlabel\tbot_said\nyeah\tTURN\tShall I?\n", encoding="utf-8")
+    assert bt.main([str(p), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == ALL_BUT_NO_CONTEXT | {"ours-no-context"}
+
+
+def test_peer_rules_read_the_documented_defaults():
+    vapi, vapi2, livekit = (bt.STRATEGIES[n]() for n in ("vapi-default", "vapi-numwords-2", "livekit-legacy"))
+    assert vapi("I'm listening") and vapi("yeah okay") and not vapi("oh really")
+    assert not vapi("that's not bad")  # "not" and "bad" are interruption phrases
+    assert vapi2("really") and not vapi2("oh really") and not vapi2("no")
+    assert livekit("one two three") and not livekit("one two three four")
 
 
 @pytest.mark.parametrize(
@@ -124,13 +183,14 @@ def test_baseline_predicates(text, seed, minw):
 def test_cli_table_and_errors_in_process(tiny, fake_processors, capsys):
     assert bt.main([str(tiny), "--errors"]) == 0
     out = capsys.readouterr().out
-    for name in bt.STRATEGIES:
+    for name in ALL_BUT_NO_CONTEXT:
         assert name in out
+    assert "ours-no-context" not in out  # no bot_said column
     assert "misclassified by ours: 1" in out
     assert "that's really great news" in out
 
 
-def test_cli_json_is_one_object_with_four_strategies(tiny):
+def test_cli_json_is_one_object_with_every_strategy(tiny):
     """Real classifier, real subprocess: stdout must be exactly one JSON object."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "text", str(tiny), "--json"],
@@ -138,8 +198,8 @@ def test_cli_json_is_one_object_with_four_strategies(tiny):
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"ours", "seed-naive", "min-words-3", "vad-only"}
-    for name in ("seed-naive", "min-words-3", "vad-only"):
+    assert set(data) == ALL_BUT_NO_CONTEXT
+    for name in ("seed-naive", "min-words-3", "vad-only", "vapi-default", "vapi-numwords-2", "livekit-legacy"):
         _check(data[name], EXPECTED[name])
     for metrics in data.values():
         assert {"precision", "recall", "f1", "false_interrupt_rate", "missed_interrupt_rate"} <= set(metrics)
@@ -159,6 +219,37 @@ def test_real_classifier_on_clear_cases(tmp_path):
 
 def _run(*args):
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_mrda_mode_scores_a_split_with_and_without_context():
+    """The committed toy MRDA file (tests/data/toy_mrda.tsv): val has 8 BACKCHANNEL, 10 TURN
+    and 4 AMBIGUOUS rows, 3 of them accepts after a polar question (answers)."""
+    proc = _run("text", "--mrda", str(TOY_MRDA), "--split", "val", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == ALL_BUT_NO_CONTEXT | {"ours-no-context"}
+    for m in data.values():
+        assert (m["n_backchannel"], m["n_turn"], m["n_other"], m["n_answer"]) == (8, 10, 4, 3)
+    assert data["vad-only"]["answer_interrupted_rate"] == 1.0
+    assert data["lexicon-only"]["answer_interrupted_rate"] == 0.0  # "yeah", "yes", "sure"
+    assert data["ours-no-context"]["answer_interrupted_rate"] == 0.0
+    assert data["ours"]["answer_interrupted_rate"] > 0.0  # the context makes them answers
+    table = _run("text", "--mrda", str(TOY_MRDA), "--split", "val")
+    assert "4 AMBIGUOUS rows left out of the rates" in table.stdout
+    assert "answers to a polar question (AMBIGUOUS aa/aap, n=3) interrupted" in table.stdout
+
+
+def test_mrda_mode_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "not_mrda.tsv"
+    bad.write_text("text\tlabel\nyeah\tBACKCHANNEL\n", encoding="utf-8")
+    with pytest.raises(bt.BenchInputError, match="not_mrda.tsv.*'split'"):
+        bt.load_mrda_rows(str(bad))
+    with pytest.raises(bt.BenchInputError, match="unknown split 'dev'"):
+        bt.load_mrda_rows(str(TOY_MRDA), "dev")
+    proc = _run("text", "--mrda", str(tmp_path / "none.tsv"))
+    assert proc.returncode == 2 and "none.tsv" in proc.stderr
+    proc = _run("text", str(TOY_MRDA), "--mrda", str(TOY_MRDA))
+    assert proc.returncode == 2 and "either FILE.tsv or --mrda" in proc.stderr
 
 
 def test_missing_file_is_named(tmp_path):

@@ -99,3 +99,17 @@ def test_partial_text_cut_inside_a_soft_ack_word_waits(clf):
     assert clf.classify("oh real", partial=True) == BC
     assert clf.classify("oh real", partial=False) == INT
     assert clf.classify("oh realistic", partial=True) == INT
+
+
+def test_the_lexicon_alone_ignores_the_context():
+    lexicon = BackchannelClassifier(model=False)
+    for text in ("yeah", "that sounds interesting", "wait"):
+        for context in (None, "Would you like me to book it?", "It is near the beach."):
+            assert lexicon.explain(text, context=context) == lexicon.explain(text)
+
+
+def test_interims_keep_the_lexicon_prefix_rule_with_the_model(clf):
+    assert clf.model is not None
+    assert clf.classify("I", partial=True, context="Would you like me to book it?") == BC
+    assert clf.classify("oh real", partial=True) == BC
+    assert clf.explain("no", partial=True, context="It is near the beach.") == (INT, True)
