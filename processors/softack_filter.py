@@ -198,10 +198,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
     - When the utterance ends (speech stopped and a final transcript with no newer
       interim) with only soft-acks, its held frames are dropped and one
       ``UserBackchannelFrame`` with its text is pushed downstream instead.
-    - If no final comes within ``transcript_timeout_secs`` of the speech stopping, the
+    - If no final comes within ``transcript_timeout_secs`` of the speech stopping (or
+      the P99 latency the STT advertises in its ``STTMetadataFrame``, if longer), the
       utterance is decided on the text it has (an interim), or dropped as noise if it
       has none.
-    - Speech held longer than ``max_hold_secs`` without a decision is released.
+    - Speech held longer than ``max_hold_secs`` without a decision is released. Once
+      the VAD has heard the speech end, an STT's own turn that stays open (Flux,
+      AssemblyAI, Speechmatics) gets ``max_hold_secs`` from there to end, and the
+      utterance is then decided on its words.
     - Once VAD frames have been seen in the pipeline, transcripts that no speech
       start confirms (an STT with its own speech detector hearing noise or echo) do
       not interrupt: they wait for the VAD, and are dropped as noise at the timeout.
@@ -265,7 +269,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         language: Built-in defaults to use: ``"en"`` (default) or ``"es"``.
         config_file: TOML file overriding the built-in lists and timings.
         transcript_timeout_secs: Seconds after the user's speech stops to wait for a
-            final transcript (default 1.0).
+            final transcript (default 1.0; the STT's advertised P99 latency if longer).
         max_hold_secs: Seconds an undecided utterance may be held while the user
             keeps speaking (default 3.0).
         content_confirmations: Consecutive interims that must hold a content word
