@@ -27,7 +27,11 @@ transcript):
 Per family and shape: (a) a backchannel while the bot speaks: no interruption, no
 user message, exactly one ``UserBackchannelFrame``; (b) a real interruption while the
 bot speaks: it interrupts and its words reach the context; (c) speech to a silent
-bot becomes a user turn.
+bot becomes a user turn. Beyond that matrix, in both shapes: Flux with user-passed
+strategies (its recommendation ignored), Flux with eager end of turn, Flux ending its
+turn late (max hold must not release a backchannel once the VAD heard it end), and a
+segmented cloud STT transcribing later than the 1.0 s transcript timeout but within
+the latency it advertises (the filter waits for it).
 
 Strategies: (a) passes none, so it runs on Pipecat's defaults (VAD and transcription
 start, Smart Turn v3 stop) or on what the service recommends. (b) and (c) need the
