@@ -90,6 +90,7 @@ def normalize(text: str) -> tuple[str, ...]:
 
 _SENTENCE_END = re.compile(r"[.!?]+\s+")
 _CONTEXT_CHARS = 600  # of a long context only its end is read (its last sentence)
+_CONTEXT_CACHE_SIZE = 16  # contexts whose features a classifier keeps
 
 
 def _context_tokens(context: str | None) -> tuple[str, ...] | None:
@@ -240,7 +241,7 @@ class BackchannelClassifier:
             or (not self._user_soft_acks and settings.command_keywords == builtin.command_keywords)
             else _builtin_classifier(settings.language)
         )
-        self._context_cache: tuple[str | None, tuple] = (None, context_features(None))
+        self._context_cache: dict[str | None, tuple] = {None: context_features(None)}
         # The last explain() call and its answer (the filter asks twice as an utterance ends).
         self._last_explained: tuple[tuple, tuple[Verdict, bool]] = ((None, None, None), (Verdict.EMPTY, False))
 
@@ -399,11 +400,15 @@ class BackchannelClassifier:
 
     def _context_features(self, context: str | None) -> tuple:
         """:func:`~pipecat_softack.model.context_features` of the context, cached: the
-        bot's last sentence stays the same over many transcripts."""
-        cached_context, ctx = self._context_cache
-        if context != cached_context:
+        bot's last sentence stays the same over many transcripts (a few contexts are
+        kept, e.g. two sessions sharing a classifier)."""
+        cache = self._context_cache
+        ctx = cache.get(context)
+        if ctx is None:
             ctx = context_features(_context_tokens(context))
-            self._context_cache = (context, ctx)
+            if len(cache) >= _CONTEXT_CACHE_SIZE:
+                cache.clear()
+            cache[context] = ctx
         return ctx
 
     def _features(
