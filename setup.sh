@@ -18,7 +18,7 @@ command -v npm >/dev/null || $SUDO apt-get install -y -qq npm >/dev/null
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[bot,test,offline,bench]"
+.venv/bin/pip install -q -e ".[bot,test,offline,bench,train]"
 # The browser client served at /client (client/dist), from the committed lockfile.
 (cd client && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
 echo "Set up. Run the bot: .venv/bin/python run.py    Run the tests: .venv/bin/python -m pytest"

@@ -475,9 +475,9 @@ class _CountingClassifier(BackchannelClassifier):
 
     calls = 0
 
-    def explain(self, text: str, *, partial: bool = False) -> tuple[Verdict, bool]:
+    def explain(self, text: str, *, partial: bool = False, context: str | None = None) -> tuple[Verdict, bool]:
         self.calls += 1
-        return super().explain(text, partial=partial)
+        return super().explain(text, partial=partial, context=context)
 
 
 def make_filter(classifier: BackchannelClassifier | None = None) -> SoftAckInterruptionFilter:

@@ -55,6 +55,18 @@ def _walk(processor: FrameProcessor, attr: str) -> Iterator[FrameProcessor]:
         node = getattr(node, attr)
 
 
+def first_output_transport(root: FrameProcessor) -> BaseOutputTransport | None:
+    """The first ``BaseOutputTransport`` in ``root`` or the processors nested in it
+    (depth first, in pipeline order), or None."""
+    stack = [root]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, BaseOutputTransport):
+            return node
+        stack[:0] = node.processors
+    return None
+
+
 @dataclass
 class Placement:
     """What the filter found around itself at setup.

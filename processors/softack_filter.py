@@ -240,6 +240,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       with no final it is dropped as noise. Command keywords release at once
       whatever the confidence. With an STT that reports no confidence (Whisper,
       pocketsphinx) the rule does not apply.
+    - Context: the classifier is given what the bot last played (the same
+      :class:`BotSpeechRecord`), so "yeah" right after "Would you like me to book
+      it?" is an answer and interrupts, while after a statement it is a backchannel.
     - Echo rejection (``echo_rejection=True``): the filter records what the output
       transport has played (a :class:`BotSpeechRecord` it attaches at setup to the
       first output transport after it). A held utterance whose words the bot's own words
@@ -662,11 +665,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # speech detector can be faster than the VAD): same utterance.
             await self._arm_timer()
         if isinstance(frame, TranscriptionFrame):
-            utterance.finals.append(frame.text.strip())
+            utterance.finals.append(self._text_of(frame))
             utterance.interim = ""
             utterance.last_transcript = frame
         elif isinstance(frame, InterimTranscriptionFrame):
-            utterance.interim = frame.text.strip()
+            utterance.interim = self._text_of(frame)
             utterance.last_transcript = frame
         elif isinstance(frame, _STOP_TYPES) and not self._speech_sources:
             utterance.stopped_at = time.monotonic()
@@ -691,7 +694,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _evaluate(self):
         utterance = self._held
         complete = not self._speech_sources and utterance.finals and not utterance.interim
-        verdict, by_command = self._classifier.explain(utterance.text, partial=not complete)
+        verdict, by_command = self._explain(utterance.text, partial=not complete)
         if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance):
             return  # words without speech: wait for the VAD, or time out as noise
         if verdict == Verdict.INTERRUPTION and self._is_echo(utterance, by_command):
@@ -723,7 +726,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         ``force`` releases an interruption even if it would have to wait (the
         pipeline is ending: held frames are released, never lost).
         """
-        verdict, by_command = self._classifier.explain(self._held.text)
+        verdict, by_command = self._explain(self._held.text)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", reason)
         elif verdict == Verdict.INTERRUPTION and not force and self._guess_only(self._held):
@@ -748,6 +751,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
     @staticmethod
     def _guess_only(utterance: _Utterance) -> bool:
         return utterance.low_confidence and not utterance.finals
+
+    def _explain(self, text: str, *, partial: bool = False) -> tuple[Verdict, bool]:
+        """The classifier's verdict, with what the bot said last as its context (an
+        answer to the bot's question is a turn, not a backchannel)."""
+        return self._classifier.explain(
+            text, partial=partial, context=self._bot_speech.context_text()
+        )
 
     def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The bot's own words, played from ``echo_window_secs`` before the speech
@@ -842,6 +852,19 @@ class SoftAckInterruptionFilter(FrameProcessor):
         await self._call_event_handler(_EVENTS[kind], decision)
         return utterance
 
+    def _text_of(self, frame: TranscriptionFrame | InterimTranscriptionFrame) -> str:
+        """A transcript's text, stripped. None (an STT with nothing to say) is no
+        words; any other non-string is logged, naming it, and read as no words."""
+        text = frame.text
+        if isinstance(text, str):
+            return text.strip()
+        if text is not None:
+            logger.warning(
+                f"{self}: {frame.name} has text of type {type(text).__name__} "
+                f"({text!r:.60}), not str: read as no words"
+            )
+        return ""
+
     def _late_transcript(self, frame: Frame) -> bool:
         """A transcript of the utterance dropped last, arriving before any new speech
         start: a late or repeated final, or an interim after its final. Its words and
@@ -850,11 +873,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
             return False
         if self._speech_sources or not self._vad_seen:
             return False  # speech on, or no VAD to tell utterances apart
-        tokens, dropped = normalize(frame.text or ""), normalize(self._dropped[0].text)
+        text = self._text_of(frame)
+        tokens, dropped = normalize(text), normalize(self._dropped[0].text)
         n = min(len(tokens), len(dropped))
         if n == 0 or tokens[:n] != dropped[:n]:
             return False
-        return self._classifier.explain(frame.text)[0] != Verdict.INTERRUPTION
+        return self._explain(text)[0] != Verdict.INTERRUPTION
 
     async def _drop_late(self, frame: TranscriptionFrame | InterimTranscriptionFrame):
         """Drop a late transcript with its utterance, in a decision of its own (reason
@@ -862,7 +886,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         utterance, kind = self._dropped
         decision = SoftAckDecision(
             kind=kind,
-            text=frame.text.strip(),
+            text=self._text_of(frame),
             reason="late transcript",
             held_secs=0.0,
             after_speech_stop_secs=None,
@@ -917,7 +941,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # whenever the STT ends its turn late; decide on the words instead.
             await self._decide_end("max hold")
             return
-        verdict, by_command = self._classifier.explain(self._held.text, partial=True)
+        verdict, by_command = self._explain(self._held.text, partial=True)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", "max hold")  # the bot hearing itself at length
         else:

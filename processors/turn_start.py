@@ -29,11 +29,14 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
+from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict
 from pipecat_softack.config import SoftAckConfigError, check_content_confirmations
+from pipecat_softack.placement import first_output_transport
 
 
 class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
@@ -49,6 +52,10 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
       of the LLM context, and is reported as a ``UserBackchannelFrame`` (the
       aggregator fires ``on_user_backchannel``).
 
+    - Context: as in the filter, the classifier is given what the bot last played
+      (a :class:`BotSpeechRecord` the strategy attaches at setup to the pipeline's
+      first output transport), so "yeah" answering the bot's question starts a turn.
+
     Unlike the filter, a strategy cannot hold the VAD frames: they reach the
     aggregator's other parts (e.g. the turn stop strategy) as usual.
 
@@ -63,6 +70,9 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         content_confirmations: Consecutive interims that must hold a content word
             before it starts the turn (default 2, as in the filter); a command keyword
             or a final transcript starts it at once.
+        bot_speech: The record of played bot speech to read as context; by default
+            the strategy makes one and attaches it at setup to the first output
+            transport of the pipeline it runs in.
         **kwargs: Passed to :class:`BaseUserTurnStartStrategy`.
 
     Raises:
@@ -79,9 +89,12 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         config_file: str | os.PathLike | None = None,
         use_interim: bool = True,
         content_confirmations: int = 2,
+        bot_speech: BotSpeechRecord | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._own_bot_speech = bot_speech is None
+        self._bot_speech = bot_speech or BotSpeechRecord()
         if classifier is not None and any(
             a is not None for a in (soft_acks, command_keywords, language, config_file)
         ):
@@ -100,6 +113,21 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         self._content_interims = 0
         self._finals: list[str] = []
         self._in_turn = False
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Attach the bot-speech record to the pipeline's output transport."""
+        await super().setup(setup)
+        worker = setup.pipeline_worker
+        if self._own_bot_speech and worker is not None:
+            output = first_output_transport(worker.pipeline)
+            if output is not None:
+                self._bot_speech.watch(output)
+
+    async def cleanup(self):
+        """Detach the bot-speech record."""
+        await super().cleanup()
+        if self._own_bot_speech:
+            self._bot_speech.unwatch()
 
     async def handle_user_turn_started(self):
         """Forget the utterance text: the next turn is judged afresh."""
@@ -150,7 +178,9 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
 
-        verdict, by_command = self._classifier.explain(text, partial=not final)
+        verdict, by_command = self._classifier.explain(
+            text, partial=not final, context=self._bot_speech.context_text()
+        )
         logger.debug(f"{self}: [{text}] -> {verdict.name} (final={final}, bot speaking)")
         if verdict == Verdict.INTERRUPTION and self._vad_seen and not self._speaking and not final:
             return ProcessFrameResult.CONTINUE  # words without speech: noise or echo
