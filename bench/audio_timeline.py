@@ -545,7 +545,10 @@ class SpeakerOutputTransport(BaseOutputTransport):
 class FileAudioTransport(BaseTransport):
     """A transport whose microphone plays clips on cue and whose speaker only keeps time.
 
-    With ``echo`` the microphone also hears what the speaker plays (:class:`EchoPath`).
+    With ``echo`` the microphone also hears what the speaker plays (:class:`EchoPath`);
+    with ``aec`` (a ``bot.echo_cancel.EchoCanceller``) the microphone goes through
+    acoustic echo cancellation with the speaker's audio as the reverse stream, as the
+    reference bot's local transport does.
     """
 
     def __init__(
@@ -554,12 +557,17 @@ class FileAudioTransport(BaseTransport):
         cues: Iterable[Cue] = (),
         *,
         echo: EchoPath | None = None,
+        aec: Any = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.timeline = timeline or Timeline()
-        self._input = FileMicInputTransport(self.timeline, cues, name="file-mic")
-        self._output = SpeakerOutputTransport(self.timeline, name="speaker")
+        mic = TransportParams(audio_in_enabled=True, audio_in_sample_rate=SAMPLE_RATE)
+        speaker = TransportParams(audio_out_enabled=True, audio_out_end_silence_secs=0)
+        if aec is not None:
+            mic.audio_in_filter, speaker.audio_out_filter = aec.capture_filter, aec.render_tap
+        self._input = FileMicInputTransport(self.timeline, cues, params=mic, name="file-mic")
+        self._output = SpeakerOutputTransport(self.timeline, params=speaker, name="speaker")
         self._input.echo = self._output.echo = echo
 
     def input(self) -> FileMicInputTransport:
@@ -803,10 +811,12 @@ async def run_offline_barge_in(
     max_secs: float = 60.0,
     vad_in_aggregator: bool = False,
     echo_return_loss_db: float | None = None,
+    aec: bool = False,
 ) -> tuple[Timeline, Any]:
     """Run the offline bot on ``turn`` then, while it answers, ``backchannel`` and
     ``interrupt`` (Silero inside the user aggregator if ``vad_in_aggregator``; the
-    bot's speaker heard back by its microphone at ``echo_return_loss_db`` if set).
+    bot's speaker heard back by its microphone at ``echo_return_loss_db`` if set,
+    through the reference bot's echo canceller if ``aec``).
     Returns ``(timeline, llm_context)``."""
     from bot.local_llm import get_shared_local_llm_server
 
@@ -820,7 +830,12 @@ async def run_offline_barge_in(
     )
     tl = Timeline()
     echo = EchoPath(echo_return_loss_db) if echo_return_loss_db is not None else None
-    transport = FileAudioTransport(tl, cues, echo=echo)
+    canceller = None
+    if aec:
+        from bot.echo_cancel import EchoCanceller
+
+        canceller = EchoCanceller()
+    transport = FileAudioTransport(tl, cues, echo=echo, aec=canceller)
     observer = TimelineObserver(tl)
     worker, context, _ = offline_worker(transport, observer, vad_in_aggregator=vad_in_aggregator)
     await run_timeline(worker, transport, linger_secs=linger_secs, max_secs=max_secs)
