@@ -167,9 +167,11 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         return ProcessFrameResult.CONTINUE
 
     async def _handle_transcription(self, frame, *, final: bool) -> ProcessFrameResult:
-        text = " ".join([*self._finals, frame.text.strip()]).strip()
+        # None (an STT with nothing to say) or another non-string is no words.
+        said = frame.text.strip() if isinstance(frame.text, str) else ""
+        text = " ".join([*self._finals, said]).strip()
         if final:
-            self._finals.append(frame.text.strip())
+            self._finals.append(said)
         if self._in_turn:
             return ProcessFrameResult.CONTINUE  # part of a turn already started
         if not self._bot_speaking:

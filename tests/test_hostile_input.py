@@ -341,3 +341,30 @@ def test_environment_config_file_path_with_whitespace(tmp_path):
     path = tmp_path / "acks.toml"
     path.write_text('soft_acks = ["roger"]\n')
     assert load_settings(environ={"SOFT_ACK_CONFIG_FILE": f"  {path}\n"}).soft_acks == ("roger",)
+
+
+# --- the turn start strategy ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [None, b"yeah", "", "\x00\U0001f44d"], ids=["none", "bytes", "empty", "odd"])
+async def test_the_start_strategy_reads_odd_finals_as_no_words(text):
+    """While the bot speaks a final with no words starts no turn; said to a silent
+    bot, nothing either (a turn starts on words or on the VAD)."""
+    from pipecat.turns.types import ProcessFrameResult
+
+    from pipecat_softack import SoftAckUserTurnStartStrategy
+
+    s = SoftAckUserTurnStartStrategy()
+    started = []
+
+    async def on_started(_strategy, _params):
+        started.append(True)
+
+    s.add_event_handler("on_user_turn_started", on_started)
+    odd = TranscriptionFrame(text="", user_id=USER, timestamp=TS)
+    odd.text = text
+    await s.process_frame(BotStartedSpeakingFrame())
+    assert await s.process_frame(VADUserStartedSpeakingFrame()) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(odd) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("stop")) == ProcessFrameResult.STOP  # still listening
+    assert started == [True]
