@@ -15,7 +15,7 @@ and answers in the vendor's wire format, at the moments the vendor answers:
 - Speechmatics (``SpeechmaticsSTTService``): its SDK (``speechmatics.agent_stt``) is not
   installed here, so a stub of the few SDK names the service imports, with a scripted
   ``AgentSttAsyncClient``;
-- WhisperSTTService (faster-whisper, not installed here): a scripted ``WhisperModel``;
+- WhisperSTTService: a scripted ``WhisperModel`` patched in while the service loads it;
 - OpenAISTTService (segmented, cloud): a scripted ``AsyncOpenAI`` transcription call.
 
 A server hears "speech" where the audio is not silent (as tests/shapes.py's
@@ -799,9 +799,10 @@ class _WhisperModel:
 def whisper_stt(model: SegmentModel, **kwargs):
     """A ``WhisperSTTService`` (services/whisper/stt.py, a ``SegmentedSTTService``)
     running on :class:`SegmentModel`; its own ``run_stt`` builds the frames."""
-    stub = types.ModuleType("faster_whisper")
-    stub.WhisperModel = None
-    module = _import_with_stub("pipecat.services.whisper.stt", {"faster_whisper": stub})
+    # faster-whisper is installed (the offline extra): the real module, with only
+    # WhisperModel patched while the service loads it, so later tests get the real one.
+    import pipecat.services.whisper.stt as module
+
     with patch.object(module, "WhisperModel", lambda *a, **k: _WhisperModel(model)):
         service = module.WhisperSTTService(**kwargs)
     service.model = model
