@@ -186,6 +186,7 @@ async def _frame_timings() -> list[dict]:
 
 
 def hostile_timings() -> dict:
+    """Part 1: each hostile input's decision time in ms (median and max), on the real clock."""
     clf = BackchannelClassifier()
     rows = []
     for name, text in HOSTILE.items():
@@ -426,6 +427,8 @@ def check_timed(f: _Recorder, down: list[Frame], clf: BackchannelClassifier):
 
 
 def run_fuzz(examples: int, timed_share: float, seed: int) -> dict:
+    """Part 2: ``examples`` sequences (``timed_share`` of them timed), hypothesis seeded
+    with ``seed``; the count run and, per family, the result or its counterexample."""
     clf = BackchannelClassifier()
     loop = VirtualClockLoop()
     counts = {"untimed": 0, "timed": 0}
@@ -498,6 +501,7 @@ def run_fuzz(examples: int, timed_share: float, seed: int) -> dict:
 
 
 def render(report: dict) -> str:
+    """The report as ``python -m bench fuzz`` prints it."""
     lines = [f"bench fuzz (seed {report['seed']})", ""]
     h = report.get("hostile")
     if h:
@@ -532,6 +536,7 @@ def render(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit code 1 if the property failed."""
     p = argparse.ArgumentParser(
         prog="python -m bench fuzz", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -204,6 +204,9 @@ class _Sink(FrameProcessor):
 
 @dataclass
 class Session:
+    """One simulated call: its processor, worker, frame stream, feed slot (0-3) and
+    what its sink measured (audio latencies in seconds)."""
+
     processor: FrameProcessor
     stream: Iterator[tuple[float, Frame]]
     slot: int
@@ -233,6 +236,12 @@ class Session:
 
 
 def make_processor(kind: str) -> FrameProcessor:
+    """A ``SoftAckInterruptionFilter`` (default settings) for ``"filter"``, an
+    ``IdentityFilter`` for ``"identity"``.
+
+    Raises:
+        ValueError: another kind, naming it.
+    """
     if kind == "filter":
         return SoftAckInterruptionFilter()
     if kind == "identity":
@@ -241,6 +250,7 @@ def make_processor(kind: str) -> FrameProcessor:
 
 
 def build_sessions(kind: str, n: int, seed: int) -> list[Session]:
+    """``n`` sessions of ``kind``, each its own ``PipelineWorker`` and call (seeded)."""
     sessions = []
     for i in range(n):
         s = Session(make_processor(kind), iter(CallStream(seed * 100_003 + i)), slot=i % 4)
@@ -368,6 +378,8 @@ async def run_level(kind: str, n: int, secs: float, warmup: float, seed: int, *,
 async def bench(
     levels: list[int], secs: float, warmup: float, seed: int, search: bool, memory_n: int, trials: int
 ) -> dict:
+    """Every level for both processors, the bisection (if ``search``), and memory with
+    ``memory_n`` sessions; ``secs`` and ``warmup`` are seconds of real time per run."""
     rows: list[dict] = []
 
     async def best_of(kind: str, n: int) -> dict:
@@ -449,6 +461,7 @@ def _row_line(r: dict) -> str:
 
 
 def render(report: dict) -> str:
+    """The report as the table ``python -m bench load`` prints."""
     lines = [
         f"bench load (pipecat {report['pipecat_version']}, Python {report['python']}, "
         f"{report['cpus']} CPUs; loguru {report['loguru_level']}); {report['secs']:g} s measured "
@@ -499,6 +512,7 @@ def render(report: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m bench load``."""
     p = argparse.ArgumentParser(
         prog="python -m bench load", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -515,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_levels(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """``"1,10,100"`` -> ``[1, 10, 100]``; exits with a usage error naming a bad value."""
     try:
         levels = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -525,6 +540,7 @@ def parse_levels(parser: argparse.ArgumentParser, text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table (or ``--json``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     levels = parse_levels(parser, args.levels)

@@ -478,6 +478,7 @@ async def soak(hours: float, seed: int, sample_minutes: float) -> dict:
 
 
 def render(r: dict) -> str:
+    """The soak report as ``python -m bench soak`` prints it."""
     lines = [
         f"bench soak: {r['hours']:g} simulated h on the virtual clock, seed {r['seed']}: "
         f"{r['frames']:,} frames in {r['wall_secs']:.1f} s wall ({r['cpu_secs']:.1f} s CPU)",
@@ -509,6 +510,7 @@ def render(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the soak; exit code 1 if a frame went unaccounted or something stayed held."""
     import argparse
     import json
     import math as _math
