@@ -45,8 +45,9 @@ class BotSpeechRecord:
     Pipecat's output transport) or by :meth:`add`.
 
     Args:
-        keep_secs: Seconds of played text to keep (default 30.0); the newest
-            ``max_entries`` entries are kept whatever their age.
+        keep_secs: Seconds of played text to keep (default 30.0); older entries are
+            pruned as new ones arrive, except the newest, which is kept whatever its
+            age (the context of a bot that has been quiet a while).
         max_entries: Bound on the entries kept (default 64), so a long session uses
             constant memory.
 

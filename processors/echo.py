@@ -9,11 +9,14 @@ word, or, for words of four letters or more, by a bot word that it is a prefix o
 that is similar enough (``difflib`` ratio at least ``min_ratio``, which tolerates
 recognizer errors such as "pretty"/"pritty"). Short words (three letters or fewer,
 "no", "not", "now") must match exactly, so "no" is never taken for the bot's "not".
-At most ``1 - min_share`` of the words may be unexplained, except in an utterance
-holding a command keyword, where every word must be explained: "wait, the price?"
-interrupts even while the bot is saying "the price is", since the bot never said
-"wait". A user who only repeats the bot's own recent words, with nothing of their
-own, is taken for echo.
+By default every word must be explained (``min_share=1.0``): one word of the
+user's own makes the utterance theirs, so "wait, the price?" interrupts even while
+the bot is saying "the price is" (the bot never said "wait"), and "yes, the blue one"
+interrupts a bot listing "the blue one or the green one". A lower ``min_share`` lets
+that share of words be recognizer errors no bot word explains, except in an utterance
+holding a command keyword, where every word must always be explained. A user who
+only repeats the bot's own recent words, with nothing of their own ("the green
+one"), is taken for echo: text alone cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from collections.abc import Iterable, Sequence
 from difflib import SequenceMatcher
 
 # Defaults, chosen on the reasoning above (not fitted on any set): a recognizer error
-# keeps most letters of a word ("pretty" -> "pritty" is 0.83); a share of 3/4 lets one
-# word in four be a misrecognition no bot word explains.
+# keeps most letters of a word ("pretty" -> "pritty" is 0.83); every word explained,
+# because dropping a real barge-in costs more than letting an echo through.
 DEFAULT_MIN_RATIO = 0.75
-DEFAULT_MIN_SHARE = 0.75
+DEFAULT_MIN_SHARE = 1.0
 _SHORT = 3  # letters; words this short must match exactly
 
 
@@ -59,7 +62,7 @@ def echo_explains(
             explained.
         min_ratio: Similarity (0..1) at which a word of four letters or more is
             explained by a bot word (default 0.75).
-        min_share: Share (0..1] of words that must be explained (default 0.75).
+        min_share: Share (0..1] of words that must be explained (default 1.0).
 
     Returns:
         False for an utterance with no words or when the bot said nothing.

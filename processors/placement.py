@@ -134,6 +134,11 @@ def inspect_placement(processor: FrameProcessor, *, adopt_vad: bool = True) -> P
     params = getattr(aggregator, "_params", None)
     analyzer = getattr(params, "vad_analyzer", None)
     if analyzer is None:
+        if getattr(aggregator, "_vad_controller", None) is not None:
+            placement.warnings.append(
+                "the user aggregator runs a VAD whose analyzer this Pipecat version does "
+                f"not expose, so the filter cannot gate it: {FIX_VAD_PROCESSOR}"
+            )
         return placement
     if placement.vad_upstream:
         placement.warnings.append(

@@ -234,8 +234,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       becomes the next user turn (``user_speech_during_uninterruptible="keep"``) or
       is dropped and reported (``"discard"``).
     - Confidence: where the STT reports one (:mod:`pipecat_softack.confidence`:
-      Deepgram, AssemblyAI), an interim of at most ``low_confidence_max_words``
-      words whose content word has a confidence below ``min_interim_confidence``
+      Deepgram, AssemblyAI), an interim that leaves the utterance at most
+      ``low_confidence_max_words`` words, with a content word, and that the STT
+      gives a confidence (of the whole transcript) below ``min_interim_confidence``
       does not count towards ``content_confirmations``: it waits for the final, and
       with no final it is dropped as noise. Command keywords release at once
       whatever the confidence. With an STT that reports no confidence (Whisper,
@@ -248,8 +249,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       first output transport after it). A held utterance whose words the bot's own words
       since ``echo_window_secs`` before the speech began explain (a fuzzy match that
       tolerates recognizer errors; rule in :mod:`pipecat_softack.echo`) never
-      interrupts: it is dropped as ``"echo"`` when it ends. Any word of the user's
-      own, such as "wait" in "wait, the price?", makes it an interruption.
+      interrupts: it is dropped as ``"echo"`` when it ends (also at ``EndFrame``).
+      Any word of the user's own, such as "wait" in "wait, the price?", makes it
+      an interruption.
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
     - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
@@ -413,6 +415,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._lock = asyncio.Lock()
         self._placement: Placement | None = None
         self._vad: VADController | None = None  # adopted from the user aggregator
+        self._vad_running = False  # between StartFrame and EndFrame/CancelFrame
 
         self._register_event_handler("on_backchannel")
         self._register_event_handler("on_interruption_released")
@@ -522,8 +525,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
             if self._vad is not None and direction == FrameDirection.DOWNSTREAM:
                 # After the push, as VADProcessor does: audio is never delayed.
                 if isinstance(frame, StartFrame):
+                    self._vad_running = True
                     await self._vad.start()
-                elif isinstance(frame, _VAD_INPUT):
+                elif isinstance(frame, _VAD_INPUT) and self._vad_running:
                     await self._vad.process_frame(frame)
             return
         # One lock orders frame handling and the decision timer, so released frames
@@ -578,6 +582,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 self._stt_latency = max(0.0, frame.ttfs_p99_latency or 0.0)
             await self.push_frame(frame, direction)
             if self._vad is not None and isinstance(frame, (EndFrame, CancelFrame)):
+                self._vad_running = False  # no speech, hold or timer after the end
                 await self._vad.stop()
 
     async def _bot_stopped(self, reason: str):
@@ -658,7 +663,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
 
         utterance = self._held
         utterance.frames.append(frame)
-        if new_utterance and utterance.speech_started_at is None:
+        if utterance.speech_started_at is None and (new_utterance or (created and self._speech_sources)):
+            # A hold opened inside speech already going on (the rest of a segment
+            # whose start was decided before, e.g. an echo dropped at max hold) is
+            # confirmed speech too: a "stop" in it must not count as noise.
             utterance.speech_started_at = time.monotonic()
         if new_utterance and not created:
             # Speech confirmed after a transcript opened the hold (an STT's own
@@ -679,6 +687,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # Speechmatics end theirs later, Flux up to eot_timeout_ms): max hold now
             # counts from here, and then decides on the words (_on_max_hold).
             await self._arm_timer()
+        if isinstance(frame, UserSpeakingFrame):
+            return  # neither the words nor the speech state changed: nothing to decide
         await self._evaluate()
 
     def _track_speech(self, frame: Frame):
@@ -833,7 +843,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _take(self, kind: DecisionKind, reason: str) -> _Utterance:
         """Detach the held utterance, log the decision and fire its event."""
         utterance, self._held = self._held, None
-        await self._cancel_timer()
+        # Cancel without waiting for the timer to finish: an await here, before the
+        # held frames are pushed, is where an interruption passing through could
+        # cancel this task and lose them.
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            timer.cancel()
         now = time.monotonic()
         decision = SoftAckDecision(
             kind=kind,

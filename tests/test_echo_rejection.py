@@ -12,10 +12,9 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameProcessor
-from pipecat.tests.utils import run_test
-from pipecat.transports.base_output import BaseOutputTransport
-from pipecat.transports.base_transport import TransportParams
+from pipecat.tests.utils import SleepFrame, run_test
 
+from bench.audio_timeline import SpeakerOutputTransport, Timeline
 from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import normalize
@@ -44,10 +43,16 @@ def test_the_bots_own_words_with_recognizer_errors_are_echo(heard):
         ("no", True),  # short words match exactly: "no" is not the bot's "not"/"now"
         ("what about tomorrow", False),
         ("i'm pretty sure you're wrong about that", False),
+        ("yes the price please", False),  # a word of their own, with the bot's words
     ],
 )
 def test_a_word_of_the_users_own_makes_it_theirs(heard, has_command):
     assert not explains(heard, "I'm not sure now, the price may change.", has_command=has_command)
+
+
+def test_a_lower_share_tolerates_unexplained_words_but_never_in_a_command():
+    assert explains("the price plz", min_share=0.6)
+    assert not explains("stop the price", min_share=0.6, has_command=True)
 
 
 def test_nothing_heard_or_nothing_said_is_not_echo():
@@ -85,9 +90,21 @@ async def test_record_keeps_what_the_watched_processor_pushed_on():
 
 async def test_the_filter_watches_the_output_transport_after_it():
     f = SoftAckInterruptionFilter()
-    output = BaseOutputTransport(TransportParams())
-    await run_test(Pipeline([f, output]), frames_to_send=[])
+    output = SpeakerOutputTransport(Timeline())  # a BaseOutputTransport that plays in real time
+    sent = [TTSTextFrame("Played.", aggregated_by="sentence"), SleepFrame(sleep=0.2)]
+    await run_test(Pipeline([f, output]), frames_to_send=sent)
     assert f.placement.output is output
+    assert f.bot_speech.last_text() == "Played."
+
+
+def test_old_entries_are_pruned_but_the_newest_is_kept():
+    record = BotSpeechRecord(keep_secs=5.0)
+    record.add("old", t=0.0)
+    record.add("new", t=100.0)
+    assert record.tokens_since(-1.0) == ["new"]
+    record = BotSpeechRecord(keep_secs=5.0)
+    record.add("alone", t=0.0)
+    assert record.last_text() == "alone"
 
 
 def test_record_is_bounded_and_checks_its_arguments():

@@ -32,7 +32,8 @@ def test_wheel_holds_one_namespaced_package_with_its_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"pipecat_softack"}, top  # no processors/, configs/, bot/, bench/
-    for data in ("pipecat_softack/py.typed", "pipecat_softack/configs/en.toml", "pipecat_softack/configs/es.toml"):
+    for data in ("pipecat_softack/py.typed", "pipecat_softack/configs/en.toml", "pipecat_softack/configs/es.toml",
+                 "pipecat_softack/configs/model_en.json"):
         assert data in names, data
 
 
