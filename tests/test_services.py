@@ -9,7 +9,7 @@ KEYS = {"DEEPGRAM_API_KEY": "dg", "OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "c
 
 def test_no_keys_means_fully_offline():
     choice = choose_services(environ={})
-    assert (choice.stt, choice.llm, choice.tts) == ("hybrid", "local", "piper")
+    assert (choice.stt, choice.llm, choice.tts) == ("pocketsphinx", "local", "piper")
     assert choice.offline
     for ear in ("pocketsphinx", "whisper", "hybrid"):  # each offline ear stays selectable
         assert choose_services(ear, environ={}).offline
