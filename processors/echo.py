@@ -14,7 +14,8 @@ user's own makes the utterance theirs, so "wait, the price?" interrupts even whi
 the bot is saying "the price is" (the bot never said "wait"), and "yes, the blue one"
 interrupts a bot listing "the blue one or the green one". A lower ``min_share`` lets
 that share of words be recognizer errors no bot word explains, except in an utterance
-holding a command keyword, where every word must always be explained. A user who
+holding a command keyword, where every word must be one the bot said, exactly
+(so "wait" is never the echo of the bot's "want"). A user who
 only repeats the bot's own recent words, with nothing of their own ("the green
 one"), is taken for echo: text alone cannot tell them apart.
 """
@@ -58,8 +59,8 @@ def echo_explains(
     Args:
         heard: The utterance's tokens (``normalize`` output); ``"?"`` is ignored.
         bot_words: Tokens the bot played around the utterance.
-        has_command: The utterance holds a command keyword: every word must be
-            explained.
+        has_command: The utterance holds a command keyword: every word must be one
+            of ``bot_words`` exactly.
         min_ratio: Similarity (0..1) at which a word of four letters or more is
             explained by a bot word (default 0.75).
         min_share: Share (0..1] of words that must be explained (default 1.0).
@@ -77,7 +78,9 @@ def echo_explains(
     bot = set(bot_words)
     if not words or not bot:
         return False
-    explained = sum(_explained(w, bot, min_ratio) for w in words)
     if has_command:
-        return explained == len(words)
+        # Exact words only: a command must never be taken for a near bot word
+        # ("wait" is 0.75 like "want").
+        return all(w in bot for w in words)
+    explained = sum(_explained(w, bot, min_ratio) for w in words)
     return explained >= min_share * len(words)

@@ -41,13 +41,14 @@ def test_the_bots_own_words_with_recognizer_errors_are_echo(heard):
     [
         ("wait, the price?", True),  # the user's own "wait"
         ("no", True),  # short words match exactly: "no" is not the bot's "not"/"now"
+        ("wait", True),  # a command matches exactly: "wait" is not the bot's "want"
         ("what about tomorrow", False),
         ("i'm pretty sure you're wrong about that", False),
         ("yes the price please", False),  # a word of their own, with the bot's words
     ],
 )
 def test_a_word_of_the_users_own_makes_it_theirs(heard, has_command):
-    assert not explains(heard, "I'm not sure now, the price may change.", has_command=has_command)
+    assert not explains(heard, "I'm not sure now, the price may change. Want one?", has_command=has_command)
 
 
 def test_a_lower_share_tolerates_unexplained_words_but_never_in_a_command():
