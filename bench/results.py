@@ -35,7 +35,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 TEXT_SETS = {
     "dev set (tuned on)": "tests/data/devset_en.tsv",
     "held-out set 1 (tuned on after it was first measured)": "tests/data/heldout_en.tsv",
-    "held-out set 2 (never tuned on)": "tests/data/heldout2_en.tsv",
+    "held-out set 2 (not tuned on, but five phrases found only in it entered the lexicon)": "tests/data/heldout2_en.tsv",
+    "held-out set 3 (never tuned on; with bot_said context)": "tests/data/heldout3_en.tsv",
 }
 
 
