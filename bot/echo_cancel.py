@@ -37,7 +37,7 @@ the bot pauses. When the process stalls (PocketSphinx holds the GIL while it
 decodes), the sound card drops microphone samples; the arrivals then stay late for
 good, and the reverse stream skips as much audio as the microphone lost.
 
-Measured (``python -m bench aec``, ``tests/test_local_soundcard.py``): see README.
+Measured (``python -m bench aec``, ``tests/local_soundcard_check.py``): see README.
 """
 
 from __future__ import annotations
