@@ -43,3 +43,22 @@ def utterance(*interims: str, final_text: str | None = None) -> list:
     if final_text is not None:
         frames.append(final(final_text))
     return frames
+
+
+def recording_filter(**kwargs):
+    """A ``SoftAckInterruptionFilter`` whose decisions (every event kind) are appended
+    to ``filter.decisions``."""
+    from pipecat_softack import SoftAckInterruptionFilter
+
+    f = SoftAckInterruptionFilter(**kwargs)
+    f.decisions = []
+    for event in (
+        "on_backchannel", "on_interruption_released", "on_noise_dropped",
+        "on_echo_dropped", "on_speech_discarded",
+    ):  # fmt: skip
+
+        @f.event_handler(event)
+        async def record(_filter, decision):
+            _filter.decisions.append(decision)
+
+    return f

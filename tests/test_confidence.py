@@ -15,7 +15,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
 from pipecat_softack.confidence import transcript_confidence
-from tests.frames import TS, USER, final, paced
+from tests.frames import TS, USER, final, paced, recording_filter
 
 
 def deepgram(text: str, confidence: float) -> InterimTranscriptionFrame:
@@ -32,18 +32,6 @@ def test_confidence_is_read_where_each_stt_puts_it():
     assert transcript_confidence(SimpleNamespace(result={"confidence": 0.9})) == 0.9
     assert transcript_confidence(final("no result")) is None  # Whisper in Pipecat sets none
     assert transcript_confidence(SimpleNamespace(result={"confidence": 7})) is None  # not a 0..1 value
-
-
-def recording_filter(**kwargs):
-    f = SoftAckInterruptionFilter(**kwargs)
-    f.decisions = []
-    for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped"):
-
-        @f.event_handler(event)
-        async def record(_filter, decision):
-            _filter.decisions.append(decision)
-
-    return f
 
 
 def spoken(*interims, final_text=None):

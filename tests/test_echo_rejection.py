@@ -19,7 +19,7 @@ from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import normalize
 from pipecat_softack.echo import echo_explains
-from tests.frames import paced, utterance
+from tests.frames import paced, recording_filter, utterance
 
 BOT = "I'm pretty sure the price is twenty dollars, but let me check the other store."
 
@@ -117,18 +117,6 @@ def test_record_is_bounded_and_checks_its_arguments():
         BotSpeechRecord(keep_secs=0)
     with pytest.raises(SoftAckConfigError, match="echo_window_secs"):
         SoftAckInterruptionFilter(echo_window_secs=-1)
-
-
-def recording_filter(**kwargs):
-    f = SoftAckInterruptionFilter(**kwargs)
-    f.decisions = []
-    for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped", "on_echo_dropped"):
-
-        @f.event_handler(event)
-        async def record(_filter, decision):
-            _filter.decisions.append(decision)
-
-    return f
 
 
 async def test_echo_of_the_bot_is_dropped_and_reported_never_an_interruption():

@@ -26,20 +26,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from bench.soak import on_virtual_clock
 from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
-from tests.frames import audio, final, interim, paced, utterance
-
-
-def recording_filter(**kwargs):
-    """A filter whose decisions are appended to filter.decisions."""
-    f = SoftAckInterruptionFilter(**kwargs)
-    f.decisions = []
-    for event in ("on_backchannel", "on_interruption_released", "on_noise_dropped"):
-
-        @f.event_handler(event)
-        async def record(_filter, decision):
-            _filter.decisions.append(decision)
-
-    return f
+from tests.frames import audio, final, interim, paced, recording_filter, utterance
 
 
 def without_bot_frames(frames):
