@@ -1,7 +1,14 @@
-"""PocketsphinxSTTService driven through a real Pipecat pipeline (run_test)."""
+"""PocketsphinxSTTService driven through a real Pipecat pipeline (run_test), and the
+decoder processes it borrows from the shared pool (bot/pocketsphinx_stt.py)."""
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 import wave
 from pathlib import Path
 
@@ -11,20 +18,27 @@ pytest.importorskip("pocketsphinx")
 
 from pipecat.frames.frames import (  # noqa: E402
     CancelFrame,
+    ErrorFrame,
     InputAudioRawFrame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.processors.frame_processor import FrameProcessor  # noqa: E402
 from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 
 from bot.pocketsphinx_stt import (  # noqa: E402
+    DecoderPool,
+    PocketsphinxParams,
     PocketsphinxRecognizer,
     PocketsphinxSTTService,
     canonical_text,
+    decoder_pool,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 AUDIO = Path(__file__).parent / "audio"
 CHUNK = 640  # 20 ms at 16 kHz, 16-bit
 
@@ -44,6 +58,47 @@ def audio_frames(pcm: bytes, rate: int = 16000) -> list:
 
 def decoder_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.endswith("-decoder") and t.is_alive()]
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def assert_session_left_nothing(stt: PocketsphinxSTTService) -> None:
+    """No thread, task or busy process of the session is left: its decoder process is
+    back in the pool, idle (or stopped), and the service holds none of it."""
+    assert not decoder_threads()
+    assert stt._decoder is None and stt._reader_task is None and stt._in_q is None
+    assert not [t for t in asyncio.all_tasks() if "pocketsphinx" in t.get_name()]
+    pool = decoder_pool()
+    assert set(pool.pids()) == set(pool.idle_pids()), "a decoder process is still in a session"
+
+
+class Probe(FrameProcessor):
+    """Runs ``action(stt)`` once, on the ``at``-th audio frame, then passes frames on."""
+
+    def __init__(self, stt, at: int, action):
+        super().__init__()
+        self._stt, self._at, self._action, self._n = stt, at, action, 0
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            self._n += 1
+            if self._n == self._at:
+                self._action(self._stt)
+        await self.push_frame(frame, direction)
 
 
 def turn(pcm: bytes, settle: float = 0.5, paced: bool = False) -> list:
@@ -81,7 +136,7 @@ async def test_interims_then_final_with_keyword(name, keyword):
     assert final.timestamp and isinstance(final.user_id, str)
     # interims come before the final
     assert down.index(interims[0]) < down.index(final)
-    assert not decoder_threads()
+    assert_session_left_nothing(stt)
 
 
 async def test_audio_passthrough_and_vad_frames_forwarded():
@@ -106,7 +161,7 @@ async def test_the_vad_stop_alone_finalizes_the_utterance():
     stop = next(f for f in down if isinstance(f, VADUserStoppedSpeakingFrame))
     assert len(finals) == 1 and "question" in finals[0].text.split(), finals
     assert down.index(stop) < down.index(finals[0])
-    assert not decoder_threads()
+    assert_session_left_nothing(stt)
 
 
 async def test_resamples_other_input_rates():
@@ -132,7 +187,7 @@ async def test_resamples_other_input_rates():
     )
     finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
     assert finals and "stop" in finals[0].split(), finals
-    assert not decoder_threads()
+    assert_session_left_nothing(stt)
 
 
 async def test_noise_without_pipeline_vad_gives_no_final():
@@ -148,18 +203,14 @@ async def test_end_frame_mid_utterance_flushes_and_stops_thread():
     down, _ = await run_test(stt, frames_to_send=frames + [SleepFrame(sleep=0.2)])
     finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
     assert finals and "stop" in finals[-1].split(), finals
-    assert not decoder_threads()
-    assert stt._reader_task is None
+    assert_session_left_nothing(stt)
 
 
 async def test_cancel_frame_leaves_no_thread_or_task():
     stt = PocketsphinxSTTService()
     frames = turn(clip("hold_on__joe.wav"))[:-2] + [CancelFrame()]
     await asyncio.wait_for(run_test(stt, frames_to_send=frames, send_end_frame=False), timeout=10)
-    assert not decoder_threads()
-    assert stt._reader_task is None
-    pending = [t for t in asyncio.all_tasks() if "pocketsphinx" in t.get_name()]
-    assert not pending
+    assert_session_left_nothing(stt)
 
 
 def test_canonical_spelling():
@@ -203,3 +254,146 @@ def test_with_a_pipeline_vad_unconfirmed_interims_wait_for_its_start():
     held, on_start = run(vad_present=True)
     assert held == []
     assert [e.kind for e in on_start] == ["interim"] and on_start[0].confirmed
+
+
+# -- the decoder process ------------------------------------------------------
+
+
+def session_summary(down: list) -> tuple[list[str], list[str]]:
+    interims = [f.text for f in down if isinstance(f, InterimTranscriptionFrame)]
+    finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
+    return interims, finals
+
+
+async def test_decoding_runs_in_a_pooled_process_reused_by_the_next_session():
+    """The decoder is another process (the binding holds the GIL while it decodes, which
+    stalled the event loop when it was a thread), and the next session borrows the same
+    process; it decodes the clip exactly as the first session did, on the fresh
+    recognizer the process built for it while idle."""
+    seen = []
+    sessions = []
+    for _ in range(2):
+        stt = PocketsphinxSTTService()
+        probe = Probe(stt, at=5, action=lambda s: seen.append(s._decoder.pid))
+        frames = turn(clip("what_s_the_weather_like_on_mars__joe.wav"))
+        down, _ = await run_test(Pipeline([probe, stt]), frames_to_send=frames)
+        sessions.append(session_summary(down))
+        assert_session_left_nothing(stt)
+    assert seen[0] != os.getpid()
+    assert seen[0] == seen[1], "the second session did not reuse the pooled process"
+    assert seen[0] in decoder_pool().idle_pids()
+    (interims, finals), again = sessions
+    assert finals and finals[0].startswith("what's the weather"), finals
+    assert again == (interims, finals)
+
+
+async def test_a_missing_model_is_an_error_frame_naming_it_not_a_hang():
+    missing = "/nonexistent/pocketsphinx-model"
+    stt = PocketsphinxSTTService(params=PocketsphinxParams(config={"hmm": missing}))
+    pid = decoder_pool()._idle[DecoderPool.key(stt._params)][0].pid  # spawned by the constructor
+    frames = audio_frames(clip("stop__joe.wav")) + [SleepFrame(sleep=0.5)]
+    down, up = await asyncio.wait_for(run_test(stt, frames_to_send=frames), timeout=60)
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert len(errors) == 1, errors
+    assert "failed to load" in errors[0] and missing in errors[0], errors
+    assert not [f for f in down if isinstance(f, TranscriptionFrame)]
+    assert_session_left_nothing(stt)
+    assert not running(pid)
+    assert pid not in decoder_pool().pids()
+
+
+async def test_a_decoder_process_that_dies_is_an_error_frame_naming_how():
+    stt = PocketsphinxSTTService()
+    killed = []
+
+    def kill(s):
+        killed.append(s._decoder.pid)
+        os.kill(s._decoder.pid, signal.SIGKILL)
+
+    frames = turn(clip("tell_me_a_story_about_a_dog__joe.wav"), settle=1.0)
+    pipeline = Pipeline([Probe(stt, at=40, action=kill), stt])
+    down, up = await asyncio.wait_for(run_test(pipeline, frames_to_send=frames), timeout=60)
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert len(errors) == 1 and "died" in errors[0] and "SIGKILL" in errors[0], errors
+    # audio still passes through to the rest of the pipeline
+    n_audio = sum(isinstance(f, InputAudioRawFrame) for f in frames)
+    assert sum(isinstance(f, InputAudioRawFrame) for f in down) == n_audio
+    assert_session_left_nothing(stt)
+    assert killed and killed[0] not in decoder_pool().pids() and not running(killed[0])
+
+
+async def test_the_bench_primed_service_waits_for_the_decoder_to_answer():
+    """bench/audio.py feeds a warm-up through ``_send`` and waits on ``_in_q.empty()``
+    before it stops discarding events: empty must mean decoded, or the warm-up's
+    words would leak into the scenario."""
+    from bench.audio import _primed_stt
+
+    stt = _primed_stt(clip("stop__joe.wav") + clip("hold_on__joe.wav"))
+    # Its start() lasts until the warm-up is decoded: longer than run_test's 1 s default.
+    down, _ = await run_test(stt, frames_to_send=turn(clip("wait__joe.wav")), start_timeout=60)
+    interims, finals = session_summary(down)
+    assert finals == ["wait"], (interims, finals)
+    assert not {"stop", "hold on"} & set(interims), interims
+    assert_session_left_nothing(stt)
+
+
+def test_the_pool_keeps_one_idle_process_per_parameter_set():
+    pool = DecoderPool(max_idle=1)
+    params = PocketsphinxParams()
+    try:
+        a, b = pool.acquire(params), pool.acquire(params)
+        assert a.pid != b.pid and set(pool.pids()) == {a.pid, b.pid}
+        assert pool.release(a) is True
+        assert pool.release(b) is False  # the caller stops it
+        b.stop()
+        pool.forget(b)
+        assert not running(b.pid)
+        assert pool.idle_pids() == [a.pid]
+        assert pool.acquire(params) is a
+    finally:
+        pool.shutdown()
+    assert pool.pids() == [] and not running(a.pid)
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys, threading
+    from loguru import logger
+    logger.remove()
+    from pipecat.frames.frames import InputAudioRawFrame
+    from pipecat.tests.utils import run_test
+    from bot.pocketsphinx_stt import PocketsphinxParams, PocketsphinxSTTService, decoder_pool
+
+    async def session():
+        stt = PocketsphinxSTTService()
+        frames = [InputAudioRawFrame(audio=bytes(640), sample_rate=16000, num_channels=1)] * 10
+        await run_test(stt, frames_to_send=frames)
+
+    asyncio.run(session())  # its process goes back to the pool, idle
+    # one spawned from another thread (no parent-death signal: its pipe's EOF stops it)
+    t = threading.Thread(target=decoder_pool().preload, args=(PocketsphinxParams(command_boost=1.0),))
+    t.start(); t.join()
+    print("PIDS", *decoder_pool().pids(), flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_no_decoder_process_outlives_the_interpreter(how):
+    """At a normal exit the pool stops its processes (atexit); when the bot is killed
+    outright, they notice (parent-death signal, or their pipe closing) and exit."""
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, how], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("PIDS")), None)
+    assert line is not None, result.stderr[-2000:]
+    pids = [int(p) for p in line.split()[1:]]
+    assert len(pids) == 2, line
+    if how == "exit":
+        assert result.returncode == 0, result.stderr[-2000:]
+    deadline = time.monotonic() + 30  # liveness only: they exit well within a second
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if running(p)]
