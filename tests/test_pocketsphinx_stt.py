@@ -373,7 +373,10 @@ EXIT_SCRIPT = textwrap.dedent(
     # one spawned from another thread (no parent-death signal: its pipe's EOF stops it)
     t = threading.Thread(target=decoder_pool().preload, args=(PocketsphinxParams(command_boost=1.0),))
     t.start(); t.join()
+    # "spawn" also starts multiprocessing's resource tracker: it must go too
+    from multiprocessing import resource_tracker
     print("PIDS", *decoder_pool().pids(), flush=True)
+    print("TRACKER", getattr(resource_tracker._resource_tracker, "_pid", None) or "", flush=True)
     if sys.argv[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     """
@@ -383,7 +386,8 @@ EXIT_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_no_decoder_process_outlives_the_interpreter(how):
     """At a normal exit the pool stops its processes (atexit); when the bot is killed
-    outright, they notice (parent-death signal, or their pipe closing) and exit."""
+    outright, they notice (parent-death signal, or their pipe closing) and exit, and so
+    does the resource tracker "spawn" started."""
     result = subprocess.run(
         [sys.executable, "-c", EXIT_SCRIPT, how], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -391,6 +395,8 @@ def test_no_decoder_process_outlives_the_interpreter(how):
     assert line is not None, result.stderr[-2000:]
     pids = [int(p) for p in line.split()[1:]]
     assert len(pids) == 2, line
+    tracker = next(ln for ln in result.stdout.splitlines() if ln.startswith("TRACKER")).split()[1:]
+    pids += [int(p) for p in tracker]
     if how == "exit":
         assert result.returncode == 0, result.stderr[-2000:]
     deadline = time.monotonic() + 30  # liveness only: they exit well within a second
