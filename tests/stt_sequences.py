@@ -310,7 +310,8 @@ class _DeepgramClient:
 
         @asynccontextmanager
         async def connect(**query):
-            url = "wss://api.deepgram.com/v1/listen?" + "&".join(f"{k}={v}" for k, v in query.items())
+            # A label only: no socket is opened, the fake websocket is in memory.
+            url = "wss://scripted-deepgram.invalid/v1/listen?" + "&".join(f"{k}={v}" for k, v in query.items())
             yield AsyncV1SocketClient(websocket=server.connect(url))
 
         self.listen = types.SimpleNamespace(v1=types.SimpleNamespace(connect=connect))
