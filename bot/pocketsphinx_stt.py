@@ -118,6 +118,15 @@ COMMANDS: dict[str, list[str]] = {
     "quiet": ["K W AY AH T"],
     "enough": ["IH N AH F"],
 }
+# Commands a user says as one short word, which Silero (start_secs 0.1) can miss
+# outright (a quick "wait" in some phases of its 32 ms window against 20 ms frames):
+# without a pipeline VAD start they still go out, for the barge-in filter to judge,
+# if the decoded text is that short (at most UNCONFIRMED_MAX_WORDS words): the VAD
+# misses short sounds only, and noise or echo decodes to longer strings of words
+# ("sword oath the pause"). Not "no", "but", "sorry", "actually": short words noise
+# and echo decode to.
+UNCONFIRMED_COMMANDS = frozenset({"wait", "stop", "hold on", "hang on", "pause", "quiet", "enough", "cancel"})
+UNCONFIRMED_MAX_WORDS = 2
 # Spellings as real STTs print them.
 CANONICAL = {
     "mhm": "mm-hmm",
@@ -304,7 +313,10 @@ class PocketsphinxStream:
     ``vad_stopped`` finalizes it. An utterance opened by the internal detector
     that the pipeline VAD never confirms (a cough, a click) is dropped silently
     after ``endpoint_silence_secs`` of silence; if no pipeline VAD event was
-    ever seen, the stream endpoints by itself and emits that final.
+    ever seen, the stream endpoints by itself and emits that final. An
+    unconfirmed utterance that decodes to a short command (``_holds_command``)
+    goes out all the same, interims and final (``confirmed=False``): the
+    pipeline VAD misses short commands, and the barge-in filter judges them.
     """
 
     def __init__(
@@ -335,6 +347,9 @@ class PocketsphinxStream:
         # and echo make the internal detector open utterances Silero rejects, and
         # their made-up words must not reach the barge-in filter.
         self._pending = ""
+        # This unconfirmed utterance went out anyway: it holds a command (see
+        # UNCONFIRMED_COMMANDS), so its final goes out too.
+        self._command_heard = False
         self.audio_time = 0.0
 
     @property
@@ -355,14 +370,18 @@ class PocketsphinxStream:
         if not text:
             return []
         if self._pipeline_vad_seen and not self._confirmed:
-            self._pending = text
-            return []
+            self._command_heard = self._command_heard or _holds_command(text)
+            if not self._command_heard:
+                self._pending = text
+                return []
         return [SttEvent("interim", text, self.audio_time, self._confirmed)]
 
     def _close(self, emit: bool) -> list[SttEvent]:
         text = self.rec.finish()
         confirmed = self._confirmed
+        emit = emit or self._command_heard or (not confirmed and _holds_command(text))
         self._confirmed = False
+        self._command_heard = False
         self._pending = ""
         self._silence = 0.0
         if emit:
@@ -440,6 +459,17 @@ class PocketsphinxStream:
         self._speech_run = 0
         self._silence = 0.0
         self._confirmed = False
+        self._command_heard = False
+
+
+def _holds_command(text: str) -> bool:
+    """Whether decoded ``text`` is a short command: at most
+    :data:`UNCONFIRMED_MAX_WORDS` words, one of :data:`UNCONFIRMED_COMMANDS` in them."""
+    words = text.split()
+    if len(words) > UNCONFIRMED_MAX_WORDS:
+        return False
+    pairs = {" ".join(words[i : i + 2]) for i in range(len(words) - 1)}
+    return not UNCONFIRMED_COMMANDS.isdisjoint({*words, *pairs})
 
 # ---------------------------------------------------------------------------
 # Decoder process: the decoding runs outside this interpreter (and its GIL)

@@ -209,6 +209,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
     - Once VAD frames have been seen in the pipeline, transcripts that no speech
       start confirms (an STT with its own speech detector hearing noise or echo) do
       not interrupt: they wait for the VAD, and are dropped as noise at the timeout.
+      A command keyword is the exception: it releases with or without a VAD start,
+      because Silero misses short one-word commands (a quick "wait" in some phases
+      of its 32 ms window against 20 ms transport frames, measured on
+      ``tests/audio/wait__joe_x125.wav``), and a missed "stop" costs more than
+      a rare command heard in noise. Echo rejection still applies to it.
     - If the bot stops speaking while an utterance is held, it is released as a
       normal user turn. A bot that sent ``BotSpeakingFrame`` s and then none for
       ``BOT_SPEAKING_STALE_SECS`` (3.5 s) counts as stopped: its
@@ -705,7 +710,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         utterance = self._held
         complete = not self._speech_sources and utterance.finals and not utterance.interim
         verdict, by_command = self._explain(utterance.text, partial=not complete)
-        if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance):
+        if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance, by_command):
             return  # words without speech: wait for the VAD, or time out as noise
         if verdict == Verdict.INTERRUPTION and self._is_echo(utterance, by_command):
             if complete:
@@ -743,7 +748,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             await self._drop("noise", f"{reason}, low-confidence interim only")
         elif verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
-        elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held):
+        elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held, by_command):
             await self._drop("noise", f"{reason}, words without a VAD start")
         elif verdict == Verdict.INTERRUPTION:
             await self._release_or_defer(reason, by_command)
@@ -778,10 +783,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         bot_words = self._bot_speech.tokens_since(began - self._echo_window)
         return echo_explains(normalize(utterance.text), bot_words, has_command=by_command)
 
-    def _unconfirmed(self, utterance: _Utterance) -> bool:
-        """Transcripts with no speech start in a pipeline whose VAD is running: an STT
-        with its own speech detector transcribing noise or the bot's echo."""
-        return self._vad_seen and utterance.speech_started_at is None
+    def _unconfirmed(self, utterance: _Utterance, by_command: bool) -> bool:
+        """Content words with no speech start in a pipeline whose VAD is running: an
+        STT with its own speech detector transcribing noise or the bot's echo. A
+        command keyword counts as speech: the VAD misses short ones."""
+        return self._vad_seen and utterance.speech_started_at is None and not by_command
 
     def _gate(self, utterance: _Utterance, by_command: bool) -> tuple[str | None, float | None]:
         """Whether an interruption may stop the bot now.

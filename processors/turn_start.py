@@ -184,8 +184,11 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             text, partial=not final, context=self._bot_speech.context_text()
         )
         logger.debug(f"{self}: [{text}] -> {verdict.name} (final={final}, bot speaking)")
-        if verdict == Verdict.INTERRUPTION and self._vad_seen and not self._speaking and not final:
-            return ProcessFrameResult.CONTINUE  # words without speech: noise or echo
+        unconfirmed = self._vad_seen and not self._speaking and not final and not by_command
+        if verdict == Verdict.INTERRUPTION and unconfirmed:
+            # Content words without speech: noise or echo. A command keyword counts as
+            # speech (the VAD misses short ones, as in SoftAckInterruptionFilter).
+            return ProcessFrameResult.CONTINUE
         if verdict == Verdict.INTERRUPTION and not final and not by_command:
             self._content_interims += 1  # wait until the STT stands by the word
             if self._content_interims < self._content_confirmations:

@@ -256,6 +256,22 @@ def test_with_a_pipeline_vad_unconfirmed_interims_wait_for_its_start():
     assert [e.kind for e in on_start] == ["interim"] and on_start[0].confirmed
 
 
+def test_with_a_pipeline_vad_an_unconfirmed_command_goes_out():
+    """Silero misses this quick "wait" in every phase of its window: the stream lets
+    the command out unconfirmed, interims and final, for the filter to judge."""
+    from bot.pocketsphinx_stt import PocketsphinxParams, PocketsphinxRecognizer, PocketsphinxStream
+
+    pcm = clip("wait__joe_x125.wav") + bytes(640 * 60)  # then 1.2 s of silence: it endpoints
+    stream = PocketsphinxStream(PocketsphinxRecognizer(PocketsphinxParams()))
+    stream.vad_present()
+    events = []
+    for i in range(0, len(pcm), 640):
+        events += stream.process(pcm[i : i + 640])
+    finals = [e for e in events if e.kind == "final"]
+    assert [(e.text, e.confirmed) for e in finals] == [("wait", False)]
+    assert any(e.kind == "interim" and "wait" in e.text for e in events)
+
+
 # -- the decoder process ------------------------------------------------------
 
 

@@ -361,3 +361,43 @@ async def test_words_without_a_vad_start_are_noise_once_the_vad_is_known():
     down, _ = await run_test(f, frames_to_send=sent)
     assert not any(isinstance(x, InterimTranscriptionFrame) for x in down)
     assert [(d.kind, d.text) for d in f.decisions] == [("noise", "the starters")]
+
+
+@on_virtual_clock
+async def test_a_command_without_a_vad_start_still_interrupts():
+    """Silero misses a quick one-word "wait" (tests/audio/wait__joe_x125.wav in every
+    window phase): the command keyword releases at once, with no VAD start."""
+    f = recording_filter(transcript_timeout_secs=0.3)
+    wait, wait_final = interim("wait"), final("Wait.")
+    sent = paced(
+        VADUserStartedSpeakingFrame(),  # the VAD runs in this pipeline
+        VADUserStoppedSpeakingFrame(),
+        BotStartedSpeakingFrame(),
+        wait,
+        wait_final,
+        SleepFrame(sleep=0.5),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [x for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))] == [
+        wait,
+        wait_final,
+    ]
+    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "wait")]
+
+
+@on_virtual_clock
+async def test_a_command_in_the_bots_own_words_without_a_vad_start_is_echo():
+    """The exception for commands keeps echo rejection: the bot said "wait"."""
+    f = recording_filter(transcript_timeout_secs=0.3)
+    f.bot_speech.add("Please wait while I check that.")
+    sent = paced(
+        VADUserStartedSpeakingFrame(),
+        VADUserStoppedSpeakingFrame(),
+        BotStartedSpeakingFrame(),
+        interim("wait"),
+        final("wait"),
+        SleepFrame(sleep=0.5),
+    )
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert not any(isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame)) for x in down)
+    assert [(d.kind, d.text) for d in f.decisions] == [("echo", "wait")]

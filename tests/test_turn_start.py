@@ -141,3 +141,17 @@ async def test_content_word_needs_two_interims_and_noise_without_speech_is_ignor
     assert await s.process_frame(interim("price")) == ProcessFrameResult.CONTINUE
     assert await s.process_frame(interim("price is")) == ProcessFrameResult.STOP
     assert r.started == 1
+
+
+async def test_a_command_interim_without_a_vad_start_starts_the_turn():
+    """Silero misses a quick one-word "wait": its interim starts the turn all the same."""
+    s = SoftAckUserTurnStartStrategy()
+    r = Recorder(s)
+    await s.process_frame(VADUserStartedSpeakingFrame())  # the VAD runs in this pipeline
+    await s.process_frame(VADUserStoppedSpeakingFrame())
+    await s.process_frame(BotStartedSpeakingFrame())
+    r.started = 0
+    assert await s.process_frame(interim("the starters")) == ProcessFrameResult.CONTINUE
+    assert r.started == 0
+    assert await s.process_frame(interim("wait")) == ProcessFrameResult.STOP
+    assert r.started == 1
