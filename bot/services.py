@@ -238,8 +238,15 @@ def preload(choice: ServiceChoice) -> None:
     The local LLM server is started here (it loads the GGUF model once per process),
     and the Piper voice is loaded into the per-process cache of :mod:`bot.piper_tts`;
     with the whisper or hybrid ear, Whisper's model is assembled (once per machine)
-    and loaded into the per-process cache of :mod:`bot.whisper_stt`.
+    and loaded into the per-process cache of :mod:`bot.whisper_stt`; with the
+    pocketsphinx or hybrid ear, a PocketSphinx decoder process is spawned into the
+    pool of :mod:`bot.pocketsphinx_stt` (it loads its model in the background, so the
+    first session does not wait 1-2 s for it).
     """
+    if choice.stt in ("pocketsphinx", "hybrid"):
+        from bot.pocketsphinx_stt import preload as preload_pocketsphinx
+
+        preload_pocketsphinx()
     if choice.stt in ("whisper", "hybrid"):
         from bot.whisper_stt import create_whisper_stt
 
