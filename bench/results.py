@@ -36,7 +36,8 @@ TEXT_SETS = {
     "dev set (tuned on)": "tests/data/devset_en.tsv",
     "held-out set 1 (tuned on after it was first measured)": "tests/data/heldout_en.tsv",
     "held-out set 2 (not tuned on, but five phrases found only in it entered the lexicon)": "tests/data/heldout2_en.tsv",
-    "held-out set 3 (never tuned on; with bot_said context)": "tests/data/heldout3_en.tsv",
+    "held-out set 3 (not tuned on, but its errors were read after its figures were taken; with bot_said context)": "tests/data/heldout3_en.tsv",
+    "held-out set 4 (never tuned on, errors never read; with bot_said context)": "tests/data/heldout4_en.tsv",
 }
 
 

@@ -31,7 +31,7 @@ def test_results_section_is_replaced_between_the_markers(tmp_path):
     assert "old figures" not in text
     assert text.startswith("# Title\n\nbefore\n") and text.endswith("after\n")
     assert "## Results" in text and "Measured on: " in text and "pipecat-ai 1.14" in text
-    for heading in ("held-out set 3 (never tuned on; with bot_said context)", "STT on the clips", "Audio barge-in, ear", "Cost"):
+    for heading in ("held-out set 4 (never tuned on, errors never read; with bot_said context)", "STT on the clips", "Audio barge-in, ear", "Cost"):
         assert heading in text
     assert "ours" in text and "IdentityFilter" in text
     # Which STT produced each audio table, and that the clips are synthetic speech.
