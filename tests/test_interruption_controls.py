@@ -93,13 +93,13 @@ async def test_min_words_defers_content_but_not_commands():
     f = recording_filter(min_words=3)
     sent = paced(
         BotStartedSpeakingFrame(),
-        *utterance("tell me", "tell me", final_text="tell me"),  # 2 words: waits
+        *utterance("my card", "my card", final_text="my card"),  # 2 words: waits
         SleepFrame(sleep=0.1),
-        *utterance("tell me more", "tell me more", final_text="tell me more"),  # joins it
+        *utterance("was charged", "was charged twice", final_text="was charged twice"),  # joins it
     )
     await run_test(f, frames_to_send=sent)
     [decision] = f.decisions
-    assert (decision.kind, decision.deferred, decision.text) == ("interruption", "min_words", "tell me tell me more")
+    assert (decision.kind, decision.deferred, decision.text) == ("interruption", "min_words", "my card was charged")  # released at 3+ words
 
     f = recording_filter(min_words=3)
     await run_test(f, frames_to_send=paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("stop")))

@@ -234,3 +234,43 @@ def _train_on(data: Path, out: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "bench", "train", "--data", str(data), "--out", str(out), "--no-hand-sets"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def test_extra_train_rows_join_the_fit_and_fixed_thresholds_are_kept(tmp_path):
+    """``--extra-train`` adds hand-written rows (with ``bot_said`` context) to the fit:
+    a reaction the toy corpus never has becomes a backchannel; ``--threshold-*``
+    replaces the chosen thresholds and both are recorded in the meta."""
+    extra = tmp_path / "extra.tsv"
+    extra.write_text(
+        "text\tlabel\tbot_said\n"
+        + "".join(f"{t}\tBACKCHANNEL\tthe parcel leaves the depot at noon\n" for t in ("that tracks", "oh that tracks", "that tracks yeah"))
+        + "".join(f"{t}\tTURN\tthe parcel leaves the depot at noon\n" for t in ("the parcel is late", "call the depot", "noon is late")),
+        encoding="utf-8",
+    )  # fmt: skip
+    out = tmp_path / "model.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "train", "--data", str(TOY_DATA), "--out", str(out), "--min-count", "1",
+         "--no-hand-sets", "--extra-train", str(extra), "--extra-weight", "5", "--threshold-content", "0.3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    model = load_model(out)
+    assert model.threshold_content == 0.3
+    assert model.meta["extra_train"] == ["extra.tsv"] and model.meta["extra_weight"] == 5.0
+    assert model.meta["thresholds_set_by_caller"] == {"threshold_content": 0.3}
+    feats = BackchannelClassifier(model=False).model_inputs("that tracks")[0]
+    without = load_model(TOY_MODEL)  # the same toy corpus, no extra rows
+    assert model.probability(feats) > without.probability(feats) + 0.2
+    late = BackchannelClassifier(model=False).model_inputs("noon is late")[0]
+    assert model.probability(late) < without.probability(late)
+
+
+@pytest.mark.parametrize("flag", [["--extra-weight", "0"], ["--threshold-content", "1.5"]])
+def test_bad_extra_training_flags_are_named(tmp_path, flag):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "train", "--data", str(TOY_DATA), "--out", str(tmp_path / "m.json"),
+         "--no-hand-sets", *flag],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and flag[0] in proc.stderr and flag[1] in proc.stderr
+    assert not (tmp_path / "m.json").exists()
