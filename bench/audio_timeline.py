@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipecat.audio.utils import create_stream_resampler, is_silence
+from pipecat.audio.utils import is_silence
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -155,7 +155,8 @@ class Timeline:
     ``tts_speak`` (a ``TTSSpeakFrame``: ``text``, ``interruptible``),
     ``interruption``, ``bot_started_speaking``/
     ``bot_stopped_speaking``, ``llm_response_start``/``llm_first_text``/
-    ``llm_response_end``, ``tts_first_audio``. Played bot audio is kept apart in
+    ``llm_response_end``, ``tts_first_audio``, ``aec_stats`` (the echo canceller's
+    figures at the end of :func:`run_offline_barge_in`). Played bot audio is kept apart in
     :attr:`audio_out` (start, seconds) and summarised by :meth:`audio_runs`.
     """
 
@@ -367,6 +368,22 @@ class EchoPath:
     attenuated by an echo return loss, mixed into the microphone (a laptop without
     headphones).
 
+    The echo is a fixed linear function of what the speaker played: each chunk is
+    resampled to the microphone's 16 kHz on its own (zero-padded 20 ms each side, so
+    the tails of adjacent chunks add up to the continuous resampling) and laid at
+    exactly its play time plus ``delay_secs``. Not through a stream resampler: soxr's
+    (Pipecat's ``create_stream_resampler``, VHQ) releases 24 -> 16 kHz output in lumps
+    of about 1100 samples (69 ms), nothing for every other 40 ms chunk, and laid at
+    the play time of the chunk that released it the echo came a further 35-80 ms
+    late, by an amount that changed lump by lump (measured: the echo 55-124 ms behind
+    the canceller's reverse stream, where the audio as played was 20-42 ms behind it),
+    which no echo canceller can follow; its clearing after 0.2 s without audio also
+    dropped the end of each sentence's echo.
+
+    The microphone (:class:`FileMicInputTransport`) mixes the echo into a 20 ms chunk
+    at that chunk's start, so ``delay_secs`` under ``CHUNK_SECS`` (0.02 s) would miss
+    the echo of audio played meanwhile.
+
     Args:
         echo_return_loss_db: Attenuation from speaker to microphone, dB (e.g. 12).
         delay_secs: Acoustic and device delay, seconds (default 0.04).
@@ -374,6 +391,11 @@ class EchoPath:
     Raises:
         ValueError: a negative echo return loss or delay.
     """
+
+    #: Zero padding (s) each side of a chunk resampled on its own: more than the
+    #: soxr VHQ filter's reach (about 5 ms at 16 kHz), a whole number of samples at
+    #: 16 kHz and at any rate that is a multiple of 50 Hz.
+    PAD_SECS = 0.02
 
     def __init__(self, echo_return_loss_db: float, delay_secs: float = 0.04):
         if echo_return_loss_db < 0 or delay_secs < 0:
@@ -383,18 +405,27 @@ class EchoPath:
         self.gain = 10 ** (-echo_return_loss_db / 20)
         self.delay = delay_secs
         self._samples = np.zeros(0, np.float32)  # 16 kHz, index 0 = timeline 0
-        self._resampler = create_stream_resampler()
 
     async def play(self, audio: bytes, sample_rate: int, t: float):
-        """The speaker plays ``audio`` (16-bit mono) from timeline time ``t`` (s)."""
+        """The speaker plays ``audio`` (16-bit mono at ``sample_rate`` Hz) from
+        timeline time ``t`` (s)."""
+        pcm = np.frombuffer(audio, np.int16).astype(np.float64)
+        lead = 0  # 16 kHz samples of padding ahead of the chunk
         if sample_rate != SAMPLE_RATE:
-            audio = await self._resampler.resample(audio, sample_rate, SAMPLE_RATE)
-        pcm = np.frombuffer(audio, np.int16).astype(np.float32) * self.gain
-        start = max(0, int(round((t + self.delay) * SAMPLE_RATE)))
-        end = start + len(pcm)
+            import soxr
+
+            pad = round(self.PAD_SECS * sample_rate)
+            lead = round(pad * SAMPLE_RATE / sample_rate)
+            padded = np.concatenate([np.zeros(pad), pcm, np.zeros(pad)])
+            pcm = soxr.resample(padded, sample_rate, SAMPLE_RATE, "VHQ")
+        echo = (pcm * self.gain).astype(np.float32)
+        start = int(round((t + self.delay) * SAMPLE_RATE)) - lead
+        if start < 0:
+            echo, start = echo[-start:], 0
+        end = start + len(echo)
         if end > len(self._samples):
             self._samples = np.concatenate([self._samples, np.zeros(end - len(self._samples), np.float32)])
-        self._samples[start:end] += pcm
+        self._samples[start:end] += echo
 
     def mix(self, chunk: bytes, t: float) -> bytes:
         """``chunk`` (the microphone's 16 kHz audio from timeline time ``t``) plus the echo."""
@@ -816,7 +847,9 @@ async def run_offline_barge_in(
     """Run the offline bot on ``turn`` then, while it answers, ``backchannel`` and
     ``interrupt`` (Silero inside the user aggregator if ``vad_in_aggregator``; the
     bot's speaker heard back by its microphone at ``echo_return_loss_db`` if set,
-    through the reference bot's echo canceller if ``aec``).
+    through the reference bot's echo canceller if ``aec``, whose figures end the
+    timeline as an ``aec_stats`` event: ``erle_db``, ``median_frame_erle_db``,
+    ``resets``, ``runs``, see ``bot.echo_cancel.EchoCancelStats``).
     Returns ``(timeline, llm_context)``."""
     from bot.local_llm import get_shared_local_llm_server
 
@@ -839,6 +872,10 @@ async def run_offline_barge_in(
     observer = TimelineObserver(tl)
     worker, context, _ = offline_worker(transport, observer, vad_in_aggregator=vad_in_aggregator)
     await run_timeline(worker, transport, linger_secs=linger_secs, max_secs=max_secs)
+    if canceller is not None:
+        s = canceller.stats
+        tl.add("aec_stats", erle_db=None if s.erle_db is None else round(s.erle_db, 1),
+               median_frame_erle_db=s.median_frame_erle_db, resets=s.resets, runs=s.runs)  # fmt: skip
     return tl, context
 
 

@@ -20,22 +20,35 @@ How it plugs into Pipecat: two ``BaseAudioFilter``s sharing one :class:`EchoCanc
   is not playing) and then the microphone frame (``process_stream``), which comes
   back with the echo removed, before the VAD and the STT see it.
 
-Keeping the two streams in step is the hard part: the APM wants each capture frame
-to follow the reverse frames it echoes, by a delay that stays put (AEC3 finds the
-delay itself, but every jump costs it a re-convergence). LiveKit's ``rtc.MediaDevices``
-feeds the reverse stream from the sound card's output callback, silence included;
-Pipecat's local output transport instead writes 40 ms chunks that block on PyAudio's
-buffer, and nothing is written while the bot is quiet. So the reverse stream is laid
-on the microphone's own timeline: sample ``k`` of the microphone arrived no earlier
-than ``t0 + k / rate``, with ``t0`` the smallest ``arrival - k / rate`` seen (the
-least-delayed arrival). A chunk of bot audio written while the previous one is still
-playing goes right after it; one written after the speaker ran dry (more than
-``GAP_TOL_SECS`` late) is placed at the moment it was written. The echo of a
-sample then comes after its reverse frame by the speaker's buffer, the acoustic path
-and the capture buffer, a delay AEC3's estimator finds and that does not change when
-the bot pauses. When the process stalls (PocketSphinx holds the GIL while it
-decodes), the sound card drops microphone samples; the arrivals then stay late for
-good, and the reverse stream skips as much audio as the microphone lost.
+Keeping the two streams in step is the hard part: the APM wants each capture frame to
+follow the reverse frames it echoes, by a delay that stays put (AEC3 finds the delay
+itself, but every jump costs it a re-convergence, and a delay that creeps, a few ms
+per chunk, it never catches). LiveKit's ``rtc.MediaDevices`` feeds the reverse stream
+from the sound card's output callback, silence included; Pipecat's local output
+transport instead writes 40 ms chunks that block on PyAudio's buffer, and nothing is
+written while the bot is quiet. So the reverse stream is laid on the microphone's own
+timeline: sample ``k`` of the microphone arrived no earlier than ``t0 + k / rate``,
+with ``t0`` the smallest ``arrival - k / rate`` seen (the least-delayed arrival). A
+chunk of bot audio is laid where it can start playing at the earliest: right after the
+previous chunk, or at the moment it is written if that is later (by more than
+``GAP_TOL_SECS``: the speaker ran dry, for a pause or for a write that came late). A
+speaker never plays a chunk before it is written nor before the one ahead of it, so
+the echo of a sample comes after its reverse frame, by the speaker's buffer, the
+acoustic path and the capture buffer, a delay AEC3's estimator finds; a chunk laid at
+its write time while the speaker still had audio queued is laid no later than it plays
+(that delay shrinks, and stays positive). Writes into a buffered speaker mostly come
+ahead of the previous chunk's end (PyAudio on the virtual sound card: 35-90 ms ahead)
+and keep the run contiguous. An unbuffered speaker that starts each chunk a little
+after the previous one ended (the bench's ``SpeakerOutputTransport``: its write lasts
+the chunk, then the event loop's lateness, measured 1-18 ms a chunk, median 3) gets
+those gaps in the reverse stream too, where laying it contiguous would let the echo
+creep later by as much, chunk after chunk (measured there over 9 s of echo: laid
+contiguous within 50 ms, the echo crept from 20 to 42 ms behind its reverse frame
+within each run and 12 dB were removed; laid at each write, it stayed 20 ms behind and
+23-35 dB were removed, 43-46 dB median per 10 ms frame). When the process stalls
+(PocketSphinx holds the GIL while it decodes), the sound card drops microphone
+samples; the arrivals then stay late for good, and the reverse stream skips as much
+audio as the microphone lost.
 
 Measured (``python -m bench aec``, ``tests/local_soundcard_check.py``): see README.
 """
@@ -44,7 +57,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from loguru import logger
@@ -66,20 +79,32 @@ DEFAULT_STREAM_DELAY_MS = 50
 #: Reverse-stream audio (s) laid ahead of the microphone at most; more than any
 #: speaker buffer, bounded so a stalled microphone cannot make it grow without end.
 MAX_REVERSE_BACKLOG_SECS = 1.0
-#: Seconds. Bot audio written this much after the end of the previous chunk's play
-#: time starts a new run at the moment it is written (the speaker ran dry). About a
-#: PyAudio output buffer (measured here: 35-90 ms ahead); a late write inside the
-#: speaker's buffer taken for a gap shifts the reverse stream later by less than
-#: that buffer, which keeps the echo behind its reverse frame.
-GAP_TOL_SECS = 0.05
-#: Watchdog (our rule, measured on the virtual sound card): when the APM removed less
-#: than ``RESET_BELOW_DB`` over the last ``RESET_WINDOW_SECS`` of bot audio while the
-#: microphone heard something (above ``RESET_MIN_LEVEL_DBFS``), it is started afresh.
-#: After minutes of jumping delays (process stalls) AEC3 was seen stuck at 0-2 dB
-#: with the streams back in step, where a fresh APM removed 30-60 dB.
+#: Seconds. Bot audio written more than this after the end of the previous chunk's
+#: place starts where it is written (the speaker ran dry); written earlier, it goes
+#: right after the previous chunk. One millisecond absorbs the rounding of clock
+#: readings (a chunk written just as the previous one ends) and lets the echo creep
+#: behind its reverse frame by 1 ms at most before a chunk is laid at its write time
+#: again: AEC3 works in 4 ms blocks.
+GAP_TOL_SECS = 0.001
+#: Watchdog (our rule, measured on the virtual sound card): when, over the last
+#: ``RESET_WINDOW_SECS`` of bot audio, the APM removed at least ``RESET_BELOW_DB`` from
+#: fewer than ``RESET_MIN_GOOD_FRACTION`` of the 10 ms frames in which the microphone
+#: heard something (above ``RESET_MIN_LEVEL_DBFS``), and such frames made up at least
+#: half of the window, it is started afresh. After minutes of jumping delays (process
+#: stalls) AEC3 was seen stuck at 0-2 dB with the streams back in step, where a fresh
+#: APM removed 30-60 dB. Frames, not the window's energy: the user talking over the
+#: bot is kept by the APM (0 dB removed from those frames) and, 15 dB above the echo,
+#: would outweigh a window of well-cancelled echo (the real-time bench restarted a
+#: converged APM on the user's "stop" that way, then let echo through while it
+#: re-converged); the echo between their words still shows the APM working.
 RESET_BELOW_DB = 6.0
 RESET_WINDOW_SECS = 3.0
 RESET_MIN_LEVEL_DBFS = -50.0
+RESET_MIN_GOOD_FRACTION = 0.25
+#: Bins (1 dB each, from 0 dB) of :attr:`EchoCancelStats.frame_erle_counts`.
+ERLE_BINS = 100
+# Mean square (16-bit units) of a frame at RESET_MIN_LEVEL_DBFS.
+_LOUD_POWER = 32768.0**2 * 10 ** (RESET_MIN_LEVEL_DBFS / 10)
 #: Microphone arrivals staying later than ``t0 + k / rate`` by more than
 #: ``DROP_TOL_SECS`` for ``DROP_WINDOW_SECS`` mean lost samples (a burst of queued
 #: audio catches up well within that window; lost audio never does).
@@ -106,7 +131,9 @@ class EchoCancelStats:
         bypassed_frames: microphone frames passed unchanged (no bot audio yet, or
             the filter disabled).
         reverse_frames: 10 ms reverse frames that carried bot audio.
-        runs: runs of bot audio laid on the timeline (a new one after each pause).
+        runs: runs of bot audio laid on the timeline (a new one each time the
+            speaker ran dry: a pause, or a chunk written more than ``GAP_TOL_SECS``
+            after the previous one's end).
         late_reverse_secs: how far behind the microphone bot audio was written, in
             all (each time the run of bot audio went on from the microphone's place).
         dropped_reverse_secs: bot audio not laid because it was more than
@@ -117,6 +144,10 @@ class EchoCancelStats:
         active_in_energy: sum of squares of the microphone samples in frames whose
             reverse frame carried bot audio.
         active_out_energy: the same after the APM.
+        frame_erle_counts: of those frames, the ones in which the microphone heard
+            something (above ``RESET_MIN_LEVEL_DBFS``), counted by the dB the APM
+            removed from each (``10 log10(e_in / e_out)``, rounded down, clamped to
+            0 .. ``ERLE_BINS - 1``): see :attr:`median_frame_erle_db`.
     """
 
     capture_frames: int = 0
@@ -129,6 +160,7 @@ class EchoCancelStats:
     resets: int = 0
     active_in_energy: float = 0.0
     active_out_energy: float = 0.0
+    frame_erle_counts: list[int] = field(default_factory=lambda: [0] * ERLE_BINS)
 
     @property
     def erle_db(self) -> float | None:
@@ -139,6 +171,25 @@ class EchoCancelStats:
         if self.active_in_energy <= 0.0:
             return None
         return float(10.0 * np.log10(self.active_in_energy / max(self.active_out_energy, 1.0)))
+
+    @property
+    def median_frame_erle_db(self) -> int | None:
+        """The median over 10 ms frames of the dB removed while the bot played and the
+        microphone heard something (whole dB, rounded down; ``ERLE_BINS - 1`` means
+        that much or more). Unlike :attr:`erle_db`, a user talking over the bot for
+        less than half of that time leaves it on the echo: the energy ratio is
+        dominated by their voice, which the APM rightly keeps (measured on the
+        real-time bench, "stop" said over 9 s of echo: 3-5 dB in all, 43-46 dB median).
+        None before any such frame."""
+        total = sum(self.frame_erle_counts)
+        if not total:
+            return None
+        seen = 0
+        for db, count in enumerate(self.frame_erle_counts):
+            seen += count
+            if 2 * seen >= total:
+                return db
+        return ERLE_BINS - 1  # pragma: no cover - the loop always returns
 
 
 def _check_rate(sample_rate: int, what: str) -> int:
@@ -228,8 +279,6 @@ class EchoCanceller:
         self._t0: float | None = None  # arrival time of microphone sample 0, least delayed
         self._arrivals: deque[tuple[float, float]] = deque()  # (now, now - index / rate)
         self._render_next: int | None = None  # render-rate index where the last bot chunk ends
-        self._run_start = 0.0  # when the current run of bot audio began to be written (s)
-        self._run_secs = 0.0  # seconds of bot audio written in it
         self._active = False  # bot audio has been laid at least once
         self._stamps: deque[tuple[int, float]] = deque(maxlen=1000)  # (bytes, capture time)
 
@@ -258,24 +307,30 @@ class EchoCanceller:
 
         self._apm = rtc.AudioProcessingModule(**self._options)
         self._apm.set_stream_delay_ms(self.stream_delay_ms)
-        self._window: deque[tuple[float, float]] = deque()  # (in, out) energy of bot-audio frames
-        self._window_in = self._window_out = 0.0
+        # Per bot-audio frame: whether the microphone heard something, and whether the
+        # APM removed at least RESET_BELOW_DB from it (see the watchdog's constants).
+        self._window: deque[tuple[bool, bool]] = deque()
+        self._window_loud = self._window_good = 0
 
     def _watch(self, e_in: float, e_out: float, n: int) -> None:
         """Start the APM afresh when it has stopped removing echo (see RESET_BELOW_DB)."""
-        self._window.append((e_in, e_out))
-        self._window_in += e_in
-        self._window_out += e_out
-        if len(self._window) > RESET_WINDOW_SECS / FRAME_SECS:
-            a, b = self._window.popleft()
-            self._window_in -= a
-            self._window_out -= b
-        if len(self._window) < RESET_WINDOW_SECS / FRAME_SECS:
+        loud = e_in > n * _LOUD_POWER
+        good = loud and e_in >= max(e_out, 1.0) * 10 ** (RESET_BELOW_DB / 10)
+        self._window.append((loud, good))
+        self._window_loud += loud
+        self._window_good += good
+        size = round(RESET_WINDOW_SECS / FRAME_SECS)
+        if len(self._window) > size:
+            old_loud, old_good = self._window.popleft()
+            self._window_loud -= old_loud
+            self._window_good -= old_good
+        if len(self._window) < size or 2 * self._window_loud < size:
             return
-        level = 10 * np.log10(max(self._window_in, 1.0) / (len(self._window) * n) / 32768.0**2)
-        erle = 10 * np.log10(max(self._window_in, 1.0) / max(self._window_out, 1.0))
-        if level > RESET_MIN_LEVEL_DBFS and erle < RESET_BELOW_DB:
-            logger.info(f"Echo canceller: {erle:.1f} dB removed over {RESET_WINDOW_SECS:g} s of bot audio; restarting the APM")
+        if self._window_good < RESET_MIN_GOOD_FRACTION * self._window_loud:
+            logger.info(
+                f"Echo canceller: {RESET_BELOW_DB:g} dB or more removed from {self._window_good} of "
+                f"{self._window_loud} frames over {RESET_WINDOW_SECS:g} s of bot audio; restarting the APM"
+            )
             self.stats.resets += 1
             self._new_apm()
 
@@ -293,12 +348,12 @@ class EchoCanceller:
         """Log what the canceller did and release the APM."""
         if self._apm is not None:
             s = self.stats
-            erle = s.erle_db
+            erle, med = s.erle_db, s.median_frame_erle_db
             logger.info(
                 f"Echo canceller: {s.capture_frames} frames processed, {s.reverse_frames} with bot "
                 f"audio in {s.runs} runs, {s.resets} restarts; microphone lost {s.lost_capture_secs:.2f} s, late bot audio "
                 f"{s.late_reverse_secs:.2f} s; ERLE {'-' if erle is None else f'{erle:.1f} dB'} "
-                "while the bot played"
+                f"while the bot played (median {'-' if med is None else f'{med} dB'} per 10 ms frame)"
             )
         self._apm = None
 
@@ -334,14 +389,13 @@ class EchoCanceller:
         now = time.monotonic() if now is None else now
         rrate = self._render_rate
         n = len(audio) // 2
-        if self._render_next is None or now > self._run_start + self._run_secs + GAP_TOL_SECS:
-            # The speaker ran dry: this audio plays from now on.
-            self._run_start, self._run_secs = now, 0.0
-            index = max(int(np.ceil((now - self._t0) * rrate)), self._ring_base)
-            self.stats.runs += 1
+        # Where the chunk can start playing at the earliest: when it is written, or
+        # after the chunk ahead of it if that one is still playing.
+        index = int(np.ceil((now - self._t0) * rrate))
+        if self._render_next is None or index > self._render_next + GAP_TOL_SECS * rrate:
+            self.stats.runs += 1  # the speaker ran dry: this audio plays from now on
         else:
             index = self._render_next  # right after the previous chunk
-        self._run_secs += n / rrate
         if index < self._ring_base:
             # The microphone is already past this chunk's place: it was written late
             # (the process stalled, or it came last in the speaker's buffer). Its echo
@@ -423,6 +477,9 @@ class EchoCanceller:
                 self.stats.active_in_energy += e_in
                 self.stats.active_out_energy += e_out
                 self.stats.reverse_frames += 1
+                if e_in > n * _LOUD_POWER:
+                    db = int(10 * np.log10(e_in / max(e_out, 1.0)))
+                    self.stats.frame_erle_counts[min(max(db, 0), ERLE_BINS - 1)] += 1
                 self._watch(e_in, e_out, n)
             self.stats.capture_frames += 1
             out += processed

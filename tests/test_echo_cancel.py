@@ -97,6 +97,7 @@ def test_echo_is_attenuated_after_convergence(reference):
     # has no place on its timeline.
     assert sim.aec.stats.capture_frames + sim.aec.stats.bypassed_frames == len(out) // 160
     assert sim.aec.stats.bypassed_frames == 2 and sim.aec.stats.runs == 1
+    assert sim.aec.stats.median_frame_erle_db >= MIN_ERLE_DB
 
 
 @pytest.mark.parametrize("speaker_rate", [24000, 44100, 48000])
@@ -169,6 +170,61 @@ def test_pauses_keep_the_echo_delay(reference):
     second = slice(len(reference) + len(gap), len(out))
     assert power_db(mic[second]) - power_db(out[second]) >= MIN_ERLE_DB
     assert sim.aec.stats.runs == 2
+
+
+def test_an_unbuffered_speaker_that_starts_each_chunk_late_is_followed(reference):
+    """A speaker without a buffer (the bench's ``SpeakerOutputTransport``): each 40 ms
+    chunk is written, and starts playing, a little after the previous one ended
+    (here 2 ms; the bench measured 1-18 ms). The reverse stream takes each chunk at
+    its write time; laid end to end instead, the echo would creep 2 ms later behind
+    it every chunk (5 %), which AEC3 never catches up with."""
+    sim = Sim()
+    step, late = 2 * CHUNK, int(0.002 * SR)
+    chunks = [reference[i : i + step] for i in range(0, len(reference) - step + 1, step)]
+    starts = [sim.t + k * (step + late) / SR for k in range(len(chunks))]  # write = play time
+    played = np.zeros(int(round((starts[-1] - sim.t) * SR)) + step)
+    for w, c in zip(starts, chunks):
+        i = int(round((w - sim.t) * SR))
+        played[i : i + step] = c
+    mic = echo_of(played)
+    out, k = bytearray(), 0
+    for i in range(0, len(mic) - CHUNK + 1, CHUNK):
+        while k < len(chunks) and starts[k] < sim.t + CHUNK / SR:  # written before it arrives
+            sim.aec.push_reverse(pcm(chunks[k]), now=starts[k])
+            k += 1
+        sim.t += CHUNK / SR
+        out += sim.aec.process_capture(pcm(mic[i : i + CHUNK]), now=sim.t)
+    out = as_array(out)
+    assert power_db(mic[SR : len(out)]) - power_db(out[SR:]) >= MIN_ERLE_DB
+    assert sim.aec.stats.runs == len(chunks) - 1  # all but the first (bypassed) start anew
+
+
+def test_the_watchdog_does_not_restart_a_working_apm_on_double_talk(reference):
+    """The user says "no, stop" over the bot: 0 dB removed from those frames (their
+    voice is kept, 15 dB above the echo), which outweighs the 3 s window's echo in
+    energy; the frames of echo alone around it show the APM working, so it is kept."""
+    n = 2 * SR
+    first, rest = reference[:-n], reference[-n:]
+    sim = Sim()
+    sim.run(echo_of(first), first)
+    clip = speech("no_stop__joe.wav")
+    user = np.zeros_like(rest)
+    user[SR // 4 : SR // 4 + len(clip)] = clip[: n - SR // 4]
+    sim.run(echo_of(rest) + user, rest)
+    assert sim.aec.stats.erle_db is not None and sim.aec.stats.resets == 0
+
+
+def test_the_watchdog_restarts_an_apm_that_removes_nothing():
+    """The microphone hears loud speech the faint reverse stream does not explain (the
+    APM removes about 0 dB from it): after 3 s of that the APM is started afresh."""
+    heard = speech("what_s_the_weather_like_on_mars__joe.wav", "actually_i_have_a_question__joe.wav",
+                   "tell_me_a_story_about_a_dog__joe.wav")  # fmt: skip
+    played = speech("tell_me_a_story_about_a_dog__joe_x125.wav", "what_s_the_weather_like_on_mars__joe.wav",
+                    "actually_i_have_a_question__joe.wav")  # fmt: skip
+    m = min(len(heard), len(played))
+    sim = Sim()
+    sim.run(heard[:m] * 10 ** (-ERL_DB / 20), played[:m] * 0.01)
+    assert sim.aec.stats.median_frame_erle_db < 3 and sim.aec.stats.resets >= 1
 
 
 def test_lost_microphone_audio_is_skipped_in_the_reverse_stream(reference):
