@@ -346,20 +346,29 @@ def test_bad_content_confirmations_is_named():
         SoftAckInterruptionFilter(content_confirmations=0)
 
 
-@on_virtual_clock
-async def test_words_without_a_vad_start_are_noise_once_the_vad_is_known():
-    """bench audio: pocketsphinx's own detector transcribed noise ("the starters")."""
+async def words_without_a_vad_start(*transcripts, bot_said: str | None = None):
+    """Transcripts heard while the bot speaks, in a pipeline whose VAD runs (one
+    earlier utterance) but gave them no speech start. Returns (filter, transcripts
+    that went downstream)."""
     f = recording_filter(transcript_timeout_secs=0.3)
+    if bot_said:
+        f.bot_speech.add(bot_said)
     sent = paced(
         VADUserStartedSpeakingFrame(),  # the VAD runs in this pipeline
         VADUserStoppedSpeakingFrame(),
         BotStartedSpeakingFrame(),
-        interim("the"),
-        interim("the starters"),
+        *transcripts,
         SleepFrame(sleep=0.5),
     )
     down, _ = await run_test(f, frames_to_send=sent)
-    assert not any(isinstance(x, InterimTranscriptionFrame) for x in down)
+    return f, [x for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))]
+
+
+@on_virtual_clock
+async def test_words_without_a_vad_start_are_noise_once_the_vad_is_known():
+    """bench audio: pocketsphinx's own detector transcribed noise ("the starters")."""
+    f, passed = await words_without_a_vad_start(interim("the"), interim("the starters"))
+    assert passed == []
     assert [(d.kind, d.text) for d in f.decisions] == [("noise", "the starters")]
 
 
@@ -367,37 +376,17 @@ async def test_words_without_a_vad_start_are_noise_once_the_vad_is_known():
 async def test_a_command_without_a_vad_start_still_interrupts():
     """Silero misses a quick one-word "wait" (tests/audio/wait__joe_x125.wav in every
     window phase): the command keyword releases at once, with no VAD start."""
-    f = recording_filter(transcript_timeout_secs=0.3)
     wait, wait_final = interim("wait"), final("Wait.")
-    sent = paced(
-        VADUserStartedSpeakingFrame(),  # the VAD runs in this pipeline
-        VADUserStoppedSpeakingFrame(),
-        BotStartedSpeakingFrame(),
-        wait,
-        wait_final,
-        SleepFrame(sleep=0.5),
-    )
-    down, _ = await run_test(f, frames_to_send=sent)
-    assert [x for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))] == [
-        wait,
-        wait_final,
-    ]
+    f, passed = await words_without_a_vad_start(wait, wait_final)
+    assert passed == [wait, wait_final]
     assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "wait")]
 
 
 @on_virtual_clock
 async def test_a_command_in_the_bots_own_words_without_a_vad_start_is_echo():
     """The exception for commands keeps echo rejection: the bot said "wait"."""
-    f = recording_filter(transcript_timeout_secs=0.3)
-    f.bot_speech.add("Please wait while I check that.")
-    sent = paced(
-        VADUserStartedSpeakingFrame(),
-        VADUserStoppedSpeakingFrame(),
-        BotStartedSpeakingFrame(),
-        interim("wait"),
-        final("wait"),
-        SleepFrame(sleep=0.5),
+    f, passed = await words_without_a_vad_start(
+        interim("wait"), final("wait"), bot_said="Please wait while I check that."
     )
-    down, _ = await run_test(f, frames_to_send=sent)
-    assert not any(isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame)) for x in down)
+    assert passed == []
     assert [(d.kind, d.text) for d in f.decisions] == [("echo", "wait")]
