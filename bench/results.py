@@ -33,10 +33,10 @@ from bench.text import format_table as format_text
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 TEXT_SETS = {
-    "dev set (tuned on)": "tests/data/devset_en.tsv",
-    "held-out set 1 (tuned on after it was first measured)": "tests/data/heldout_en.tsv",
-    "held-out set 2 (not tuned on, but five phrases found only in it entered the lexicon)": "tests/data/heldout2_en.tsv",
-    "held-out set 3 (not tuned on, but its errors were read after its figures were taken; with bot_said context)": "tests/data/heldout3_en.tsv",
+    "dev set (lexicon tuned on it; model training rows)": "tests/data/devset_en.tsv",
+    "held-out set 1 (lexicon tuned on it after it was first measured; model training rows)": "tests/data/heldout_en.tsv",
+    "held-out set 2 (five of its phrases entered the lexicon; model training rows)": "tests/data/heldout2_en.tsv",
+    "held-out set 3 (validation: chose the model's extra-row weight and two thresholds; with bot_said context)": "tests/data/heldout3_en.tsv",
     "held-out set 4 (never tuned on, errors never read; with bot_said context)": "tests/data/heldout4_en.tsv",
 }
 
