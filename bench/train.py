@@ -82,6 +82,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import json
 import sys
@@ -401,6 +402,15 @@ def _r4(d: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
+def _figures(model, val: list[Example], hand: dict[str, list[Example]]) -> dict[str, dict]:
+    """Rates of ``model`` on val (with and without context) and on each hand-written set."""
+    return {
+        "val_with_context": rates(val, decisions(model, val, True)),
+        "val_without_context": rates(val, decisions(model, val, False)),
+        **{name: rates(rows, decisions(model, rows, False)) for name, rows in hand.items()},
+    }
+
+
 def train(data: str | Path, hand_sets=HAND_SETS, min_count: int = MIN_COUNT, log=print,
           extra_train=(), extra_weight: float = 1.0, thresholds: dict[str, float] | None = None):
     """Fit and choose as in the module docstring; return the model as it ships.
@@ -447,11 +457,7 @@ def train(data: str | Path, hand_sets=HAND_SETS, min_count: int = MIN_COUNT, log
             threshold_after_question=choice["threshold_after_question"],
             threshold_content=choice["threshold_content"],
         )
-        figures = {
-            "val_with_context": rates(val_ex, decisions(model, val_ex, True)),
-            "val_without_context": rates(val_ex, decisions(model, val_ex, False)),
-            **{name: rates(rows, decisions(model, rows, False)) for name, rows in hand.items()},
-        }
+        figures = _figures(model, val_ex, hand)
         log(
             f"C={C}: thresholds known-phrase {model.threshold_known_phrase:.2f}, after-question "
             f"{model.threshold_after_question:.2f}, content {model.threshold_content:.2f}; "
@@ -467,17 +473,8 @@ def train(data: str | Path, hand_sets=HAND_SETS, min_count: int = MIN_COUNT, log
         raise TrainInputError(f"{data}: no C in {C_GRID} and thresholds meet the constraints")
     _, C, model, choice, figures = min(results, key=lambda r: (r[0], r[1]))
     if thresholds:
-        model = BackchannelModel(model.weights, model.bias, **{
-            "threshold_known_phrase": model.threshold_known_phrase,
-            "threshold_after_question": model.threshold_after_question,
-            "threshold_content": model.threshold_content,
-            **thresholds,
-        })
-        figures = {
-            "val_with_context": rates(val_ex, decisions(model, val_ex, True)),
-            "val_without_context": rates(val_ex, decisions(model, val_ex, False)),
-            **{name: rates(rows, decisions(model, rows, False)) for name, rows in hand.items()},
-        }
+        model = dataclasses.replace(model, **thresholds)
+        figures = _figures(model, val_ex, hand)
         log(f"thresholds set by the caller: {thresholds}; " + "; ".join(
             f"{k} FI {v['false_interrupt_rate']:.4f} MI {v['missed_interrupt_rate']:.4f}" for k, v in figures.items()
         ))
