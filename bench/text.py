@@ -1,6 +1,6 @@
 """Text benchmark: would this transcript stop a talking bot?
 
-``python -m bench text FILE.tsv [--json] [--errors] [--strategies a,b]``
+``python -m bench text FILE.tsv [--json] [--errors] [--strategies a,b] [--unseen-in TSV ...]``
 ``python -m bench text --mrda [PATH] [--split test] [--json] [--errors]``
 
 FILE is tab-separated (no quoting) with a header holding at least ``text``
@@ -18,6 +18,12 @@ BACKCHANNEL and TURN rows, with the other speaker's last utterance
 left out of the rates (``n_other``); of them, the accepts (MRDA ``aa``, ``aap``)
 that follow a polar question of the other speaker are answers, and the share
 of them each strategy interrupts is reported apart (``answer_interrupted``).
+
+``--unseen-in TSV`` (repeatable) keeps only the rows whose text, as the classifier
+normalizes it (:func:`pipecat_softack.classifier.normalize`), is in none of those
+files' ``text`` columns: how a model does on phrases it was not trained on, rather
+than on the "yeah"s and "mm-hmm"s every set shares. The header line says how many
+rows were left out.
 
 Every strategy is a predicate ``is_backchannel(text, context=None) -> bool``:
 True means the bot keeps talking, False means the utterance interrupts it.
@@ -395,7 +401,33 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of: {', '.join(STRATEGIES)} (default: all; ours-no-context only "
         "when the rows have context)",
     )
+    p.add_argument("--unseen-in", action="append", default=[], metavar="TSV",
+                   help="keep only rows whose normalized text is in none of these files (repeatable)")
     return p
+
+
+def unseen_rows(rows: list[Row], paths: list[str]) -> list[Row]:
+    """The rows whose normalized text occurs in no ``text`` cell of ``paths``.
+
+    Raises:
+        BenchInputError: a file is missing or has no ``text`` column.
+    """
+    from pipecat_softack.classifier import normalize
+
+    def key(text: str) -> tuple[str, ...]:
+        return tuple(normalize(text))
+
+    seen: set[tuple[str, ...]] = set()
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+                if "text" not in (reader.fieldnames or []):
+                    raise BenchInputError(f"{path}: no 'text' column in header {reader.fieldnames!r}")
+                seen.update(key(r["text"] or "") for r in reader)
+        except OSError as e:
+            raise BenchInputError(f"--unseen-in {path}: {e}") from e
+    return [r for r in rows if key(r.text) not in seen]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         rows = load_rows(args.file) if args.mrda is None else load_mrda_rows(args.mrda, args.split)
+        n_all = len(rows)
+        if args.unseen_in:
+            rows = unseen_rows(rows, args.unseen_in)
     except BenchInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -440,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MRDA {args.split} split ({args.mrda}): {n[BACKCHANNEL]} BACKCHANNEL, {n[TURN]} TURN; "
                   f"{len(rows) - sum(n.values())} AMBIGUOUS rows left out of the rates (n_other). "
                   "Context: prev_other_text, read by 'ours' only.")
+        if args.unseen_in:
+            print(f"unseen texts only: {len(rows)} of {n_all} rows (left out: text in {', '.join(args.unseen_in)})")
         print(format_table(results))
         answers = format_answers(results)
         if answers:

@@ -289,6 +289,26 @@ def test_unknown_strategy(tiny, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
+def test_unseen_in_keeps_only_texts_no_training_file_holds(tiny, tmp_path, capsys):
+    """--unseen-in compares texts as the classifier normalizes them ("Uh-huh." is
+    "uh-huh"), so only rows whose phrase the other file lacks are scored."""
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\nUh-huh.\tBACKCHANNEL\nWAIT\tTURN\n", encoding="utf-8")
+    assert bt.main([str(tiny), "--json", "--strategies", "vad-only", "--unseen-in", str(train)]) == 0
+    m = json.loads(capsys.readouterr().out)["vad-only"]
+    # TINY's 5 BACKCHANNEL and 4 TURN rows less "uh-huh" and "wait"
+    assert (m["n_backchannel"], m["n_turn"]) == (4, 3)
+    assert bt.main([str(tiny), "--strategies", "vad-only", "--unseen-in", str(train)]) == 0
+    assert "unseen texts only: 9 of 11 rows" in capsys.readouterr().out
+
+
+def test_unseen_in_names_a_file_without_a_text_column(tiny, tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("words\tlabel\nhi\tTURN\n", encoding="utf-8")
+    assert bt.main([str(tiny), "--strategies", "vad-only", "--unseen-in", str(bad)]) == 2
+    assert "bad.tsv" in capsys.readouterr().err
+
+
 def test_unbuilt_subcommand_exits_2(monkeypatch, capsys):
     import bench.__main__ as dispatcher
 

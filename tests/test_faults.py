@@ -495,7 +495,7 @@ async def test_stt_that_reconnects_loses_one_final_and_the_next_utterance_still_
 @pytest.mark.parametrize("context", CONTEXTS)
 @pytest.mark.parametrize(
     "interims, kind",
-    [(("mm hmm",), "backchannel"), (("price",), "interruption"), ((), "noise")],
+    [(("mm hmm",), "backchannel"), (("refund",), "interruption"), ((), "noise")],
     ids=["soft-ack", "content", "no-words"],
 )
 @on_clock
@@ -752,5 +752,5 @@ async def test_a_second_start_frame(context):
 def test_on_the_real_clock_too(context):
     """Two of the cases on the real clock (a scheduling allowance of SLACK["real"]):
     nothing above depends on the virtual one."""
-    asyncio.run(test_a_final_that_never_comes.__wrapped__(context, ("price",), "interruption", "real"))
+    asyncio.run(test_a_final_that_never_comes.__wrapped__(context, ("refund",), "interruption", "real"))
     asyncio.run(test_an_interruption_from_elsewhere_mid_hold.__wrapped__(context, "downstream", "real"))

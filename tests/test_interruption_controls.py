@@ -111,8 +111,8 @@ async def test_min_speech_secs_waits_for_enough_speech():
     sent = paced(
         BotStartedSpeakingFrame(),
         VADUserStartedSpeakingFrame(),
-        interim("price"),
-        interim("price is"),
+        interim("refund"),
+        interim("refund is"),
         SleepFrame(sleep=0.6),
     )
     await run_test(f, frames_to_send=sent)
@@ -124,7 +124,7 @@ async def test_min_speech_secs_waits_for_enough_speech():
 async def test_short_speech_below_min_speech_secs_waits_for_the_bot_to_stop():
     f = recording_filter(min_speech_secs=5)
     bot_stop = BotStoppedSpeakingFrame()
-    held = [VADUserStartedSpeakingFrame(), interim("price"), interim("price is"), VADUserStoppedSpeakingFrame(), final("price is")]
+    held = [VADUserStartedSpeakingFrame(), interim("refund"), interim("refund is"), VADUserStoppedSpeakingFrame(), final("refund is")]
     sent = paced(BotStartedSpeakingFrame(), *held, SleepFrame(sleep=0.3), bot_stop)
     down, _ = await run_test(f, frames_to_send=sent)
     assert without_bot_frames(down) == held

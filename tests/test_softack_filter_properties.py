@@ -29,7 +29,7 @@ from bench.soak import run_virtual
 from pipecat_softack import BackchannelClassifier, SoftAckInterruptionFilter, Verdict
 from tests.frames import audio, final, interim
 
-WORDS = ["yeah", "uh-huh", "okay", "mhm", "right", "i", "see", "oh", "but", "wait", "price", "no"]
+WORDS = ["yeah", "uh-huh", "okay", "mhm", "right", "i", "see", "oh", "but", "wait", "refund", "no"]
 GAP = 0.004
 
 utterances = st.tuples(
