@@ -21,7 +21,7 @@ of them each strategy interrupts is reported apart (``answer_interrupted``).
 
 ``--unseen-in TSV`` (repeatable) keeps only the rows whose text, as the classifier
 normalizes it (:func:`pipecat_softack.classifier.normalize`), is in none of those
-files' ``text`` columns: how a model does on phrases it was not trained on, rather
+files' ``text`` columns (labelled TSVs, read like FILE): how a model does on phrases it was not trained on, rather
 than on the "yeah"s and "mm-hmm"s every set shares. The header line says how many
 rows were left out.
 
@@ -407,27 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def unseen_rows(rows: list[Row], paths: list[str]) -> list[Row]:
-    """The rows whose normalized text occurs in no ``text`` cell of ``paths``.
-
-    Raises:
-        BenchInputError: a file is missing or has no ``text`` column.
-    """
+    """The rows whose normalized text occurs in no ``text`` cell of ``paths`` (each read
+    with :func:`load_rows`, which raises BenchInputError naming a bad file)."""
     from pipecat_softack.classifier import normalize
 
-    def key(text: str) -> tuple[str, ...]:
-        return tuple(normalize(text))
-
-    seen: set[tuple[str, ...]] = set()
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                if "text" not in (reader.fieldnames or []):
-                    raise BenchInputError(f"{path}: no 'text' column in header {reader.fieldnames!r}")
-                seen.update(key(r["text"] or "") for r in reader)
-        except OSError as e:
-            raise BenchInputError(f"--unseen-in {path}: {e}") from e
-    return [r for r in rows if key(r.text) not in seen]
+    seen = {tuple(normalize(r.text)) for path in paths for r in load_rows(path)}
+    return [r for r in rows if tuple(normalize(r.text)) not in seen]
 
 
 def main(argv: list[str] | None = None) -> int:
