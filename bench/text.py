@@ -21,8 +21,9 @@ of them each strategy interrupts is reported apart (``answer_interrupted``).
 
 ``--unseen-in TSV`` (repeatable) keeps only the rows whose text, as the classifier
 normalizes it (:func:`pipecat_softack.classifier.normalize`), is in none of those
-files' ``text`` columns (labelled TSVs, read like FILE): how a model does on phrases it was not trained on, rather
-than on the "yeah"s and "mm-hmm"s every set shares. The header line says how many
+files' ``text`` columns (labelled TSVs, read like FILE): how a model does on
+phrases it was not trained on, rather than on the "yeah"s and "mm-hmm"s every set
+shares. The header line says how many
 rows were left out.
 
 Every strategy is a predicate ``is_backchannel(text, context=None) -> bool``:
