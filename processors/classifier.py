@@ -167,8 +167,9 @@ class BackchannelClassifier:
     2. a soft-ack phrase the user configured (constructor, environment or config
        file) is a backchannel, whatever the model says;
     3. on an interim transcript (``partial=True``), words the lexicon covers (or the
-       start of a soft-ack) keep the utterance a backchannel for now: the final
-       transcript decides, with the model;
+       start of a soft-ack, or a continuation keyword such as "but" as the last
+       word) keep the utterance a backchannel for now: the final transcript or the
+       next word decides, with the model;
     4. otherwise :meth:`pipecat_softack.model.BackchannelModel.decide`: after a
        question from the bot the model may overrule the lexicon ("yeah" answering
        "Would you like me to book it?" interrupts); without one it overrules it
@@ -230,6 +231,8 @@ class BackchannelClassifier:
             tuple(settings.soft_acks), tuple(settings.command_keywords)
         )
 
+        # Command keywords that wait for the next word when they end an interim.
+        self._continuations = frozenset(self._tokens_of(p) for p in settings.continuation_keywords)
         builtin = _builtin_settings(settings.language)
         self._user_soft_acks = settings.soft_acks != builtin.soft_acks
         self._model = self._resolve_model(model, settings.language)
@@ -394,6 +397,8 @@ class BackchannelClassifier:
                 i += 1
                 continue
             if command:
+                if partial and i + length == n and tokens[i:] in self._continuations:
+                    break  # "but" ending an interim: the next word tells what it leads to
                 return True, content, first_content
             i += length
         return False, content, first_content

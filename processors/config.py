@@ -75,6 +75,10 @@ class SoftAckSettings:
         bot_grace_secs: Seconds at the start of each bot utterance during which
             nothing interrupts it (default 0.0: off); an interruption in that time
             takes effect when it ends.
+        continuation_keywords: Command keywords that introduce what the user wants
+            to say ("but", "actually"): one that ends an interim transcript waits for
+            the next word (a config file's ``continuation_keywords`` list, else the
+            built-in one; default empty).
     """
 
     language: str
@@ -85,6 +89,7 @@ class SoftAckSettings:
     min_words: int = 0
     min_speech_secs: float = 0.0
     bot_grace_secs: float = 0.0
+    continuation_keywords: tuple[str, ...] = ()
 
 
 def available_languages() -> list[str]:
@@ -157,6 +162,14 @@ def load_settings(
             return _check_phrases(_flatten(user[key], f"{key} in {path}"), f"{key} in {path}")
         return _check_phrases(_flatten(builtin[key], key), f"{key} in built-in {lang}.toml")
 
+    def continuations():
+        key = "continuation_keywords"
+        if key in user:
+            return _check_phrases(_flatten(user[key], f"{key} in {path}"), f"{key} in {path}")
+        if key in builtin:
+            return _check_phrases(_flatten(builtin[key], key), f"{key} in built-in {lang}.toml")
+        return ()
+
     def seconds(arg, arg_name, env_name, check=None, default=None):
         check = check or _check_seconds
         if arg is not None:
@@ -186,6 +199,7 @@ def load_settings(
         bot_grace_secs=seconds(
             bot_grace_secs, "bot_grace_secs", ENV_BOT_GRACE, _check_nonnegative, 0.0
         ),
+        continuation_keywords=continuations(),
     )
 
 

@@ -194,7 +194,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       content word in an interim releases once it has stood in
       ``content_confirmations`` consecutive interims (or reaches a final), because a
       streaming STT's first guesses at a short backchannel are often content words
-      ("oh" -> "over" -> "oh really").
+      ("oh" -> "over" -> "oh really"), and only once the speech has lasted
+      ``interim_min_speech_secs`` (longer than most backchannels); shorter speech is
+      decided on its final transcript.
     - When the utterance ends (speech stopped and a final transcript with no newer
       interim) with only soft-acks, its held frames are dropped and one
       ``UserBackchannelFrame`` with its text is pushed downstream instead.
@@ -286,6 +288,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
             before it releases (default 2; 1 releases on the first interim). Measured
             on pocketsphinx, whose interims pass through content words on the way to
             "oh really" or "i see" (tests/test_real_audio.py).
+        interim_min_speech_secs: Seconds the user's speech must have gone on (from
+            its VAD start, or from the first held frame without a VAD) before a
+            content word on an interim may release (default 0.6: backchannels
+            mostly last 200-600 ms, Ward & Tsukahara 2000; not fitted on any set).
+            Shorter speech is decided on its final transcript, because a streaming
+            STT's first interims of a short backchannel are often content words
+            ("exactly" -> "exam", "i see" -> "fight"). Command keywords are exempt.
+            0 turns it off. While the speech goes on, the next interim looks again.
         min_words: Words an interruption needs (default 0: off).
         min_speech_secs: Seconds of speech an interruption needs (default 0: off).
         bot_grace_secs: Seconds at the start of each bot utterance that nothing
@@ -326,6 +336,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         transcript_timeout_secs: float | None = None,
         max_hold_secs: float | None = None,
         content_confirmations: int = 2,
+        interim_min_speech_secs: float = 0.6,
         min_words: int | None = None,
         min_speech_secs: float | None = None,
         bot_grace_secs: float | None = None,
@@ -340,6 +351,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
     ):
         super().__init__(**kwargs)
         self._content_confirmations = check_content_confirmations(content_confirmations)
+        speech_ok = isinstance(interim_min_speech_secs, (int, float)) and not isinstance(
+            interim_min_speech_secs, bool
+        )
+        if not speech_ok or not 0 <= interim_min_speech_secs < float("inf"):
+            raise SoftAckConfigError(
+                "interim_min_speech_secs= must be a number of seconds >= 0, got "
+                f"{interim_min_speech_secs!r}"
+            )
+        self._interim_min_speech = float(interim_min_speech_secs)
         if classifier is not None and any(
             a is not None for a in (soft_acks, command_keywords, language)
         ):
@@ -726,6 +746,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 utterance.content_interims += 1
             if utterance.content_interims < self._content_confirmations:
                 return
+            if self._short_so_far(utterance):
+                return  # as short as a backchannel yet: the next interim or the final decides
         elif isinstance(utterance.frames[-1], InterimTranscriptionFrame):
             utterance.content_interims = 0
         if verdict == Verdict.INTERRUPTION:
@@ -762,6 +784,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
             return False
         words = [t for t in normalize(utterance.text) if t != "?"]
         return len(words) <= self._low_confidence_words
+
+    def _short_so_far(self, utterance: _Utterance) -> bool:
+        """The speech has not yet lasted ``interim_min_speech_secs``."""
+        began = utterance.speech_started_at or utterance.started_at
+        return (utterance.stopped_at or time.monotonic()) - began < self._interim_min_speech
 
     @staticmethod
     def _guess_only(utterance: _Utterance) -> bool:

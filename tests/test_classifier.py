@@ -117,3 +117,16 @@ def test_interims_keep_the_lexicon_prefix_rule_with_the_model(clf):
     assert clf.classify("I", partial=True, context="Would you like me to book it?") == BC
     assert clf.classify("oh real", partial=True) == BC
     assert clf.explain("no", partial=True, context="It is near the beach.") == (INT, True)
+
+
+@pytest.mark.parametrize("text", ["but", "yeah but", "okay actually"])
+def test_a_continuation_keyword_ending_an_interim_waits_for_the_next_word(clf, text):
+    # pocketsphinx hears a lone "but" in the start of "okay" or "uh-huh".
+    assert clf.explain(text, partial=True) == (Verdict.BACKCHANNEL, False)
+    assert clf.explain(text) == (Verdict.INTERRUPTION, True)  # on a final it interrupts
+    assert clf.explain(f"{text} what about the refund", partial=True) == (Verdict.INTERRUPTION, True)
+
+
+def test_a_non_continuation_command_ending_an_interim_still_interrupts_at_once(clf):
+    for text in ("stop", "yeah wait", "no"):
+        assert clf.explain(text, partial=True) == (Verdict.INTERRUPTION, True)

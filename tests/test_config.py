@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipecat_softack import BackchannelClassifier, SoftAckConfigError, load_settings
+from pipecat_softack import BackchannelClassifier, SoftAckConfigError, Verdict, load_settings
 from pipecat_softack.config import available_languages
 
 
@@ -83,3 +83,18 @@ def test_malformed_config_file_is_named(tmp_path):
 def test_phrase_without_words_is_named():
     with pytest.raises(SoftAckConfigError, match="'!!!'"):
         BackchannelClassifier(soft_acks=["yeah", "!!!"])
+
+
+def test_continuation_keywords_come_from_the_config_file_else_the_builtin(tmp_path):
+    assert "but" in load_settings(environ={}).continuation_keywords
+    assert load_settings(language="es", environ={}).continuation_keywords[0] == "pero"
+    cfg = tmp_path / "acks.toml"
+    cfg.write_text('[continuation_keywords]\nmine = ["except"]\n')
+    s = load_settings(config_file=cfg, environ={})
+    assert s.continuation_keywords == ("except",)
+    clf = BackchannelClassifier(settings=s)
+    assert clf.explain("but", partial=True) == (Verdict.INTERRUPTION, True)
+    assert clf.explain("except", partial=True)[0] == Verdict.BACKCHANNEL
+    cfg.write_text("continuation_keywords = [3]\n")
+    with pytest.raises(SoftAckConfigError, match="continuation_keywords"):
+        load_settings(config_file=cfg, environ={})

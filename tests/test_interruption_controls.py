@@ -90,7 +90,8 @@ async def test_interruption_in_the_bot_grace_period_waits_until_it_ends():
 
 
 async def test_min_words_defers_content_but_not_commands():
-    f = recording_filter(min_words=3)
+    # interim_min_speech_secs=0: the interims may release at once, so min_words alone defers.
+    f = recording_filter(min_words=3, interim_min_speech_secs=0)
     sent = paced(
         BotStartedSpeakingFrame(),
         *utterance("my card", "my card", final_text="my card"),  # 2 words: waits
@@ -107,7 +108,7 @@ async def test_min_words_defers_content_but_not_commands():
 
 
 async def test_min_speech_secs_waits_for_enough_speech():
-    f = recording_filter(min_speech_secs=0.4)
+    f = recording_filter(min_speech_secs=0.4, interim_min_speech_secs=0)
     sent = paced(
         BotStartedSpeakingFrame(),
         VADUserStartedSpeakingFrame(),

@@ -6,6 +6,7 @@ time exactly, so timings are asserted against the rule, not a wall-clock window.
 """
 
 import asyncio
+import re
 
 import pytest
 from pipecat.frames.frames import (
@@ -301,7 +302,7 @@ async def test_content_word_in_one_interim_waits_for_the_stt_to_stand_by_it():
 
 @on_virtual_clock
 async def test_content_word_releases_on_its_second_interim_and_a_command_on_its_first():
-    f = recording_filter()
+    f = recording_filter(interim_min_speech_secs=0)
     sent = paced(
         BotStartedSpeakingFrame(),
         *utterance("refund", "refund is", "refund is late", final_text="refund is late"),
@@ -316,7 +317,7 @@ async def test_content_word_releases_on_its_second_interim_and_a_command_on_its_
 
 @on_virtual_clock
 async def test_content_confirmations_of_one_release_on_the_first_interim():
-    f = recording_filter(content_confirmations=1)
+    f = recording_filter(content_confirmations=1, interim_min_speech_secs=0)
     sent = paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("over"))
     await run_test(f, frames_to_send=sent)
     assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "over")]
@@ -339,6 +340,45 @@ async def test_interim_before_the_vad_start_is_one_utterance_with_it():
     assert [x.text for x in without_bot_frames(down)] == ["Oh, really?"]
     [decision] = f.decisions
     assert (decision.kind, decision.frames) == ("backchannel", 5)
+
+
+@on_virtual_clock
+async def test_short_speech_is_decided_on_its_final_not_on_a_misheard_interim():
+    """A backchannel shorter than interim_min_speech_secs (0.6 s): its content
+    interims ("exam", as pocketsphinx hears the start of "exactly") wait for the final."""
+    f = recording_filter()
+    sent = paced(BotStartedSpeakingFrame(), *utterance("exam", "exam", "exam", final_text="exactly"))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [(d.kind, d.text, d.reason) for d in f.decisions] == [("backchannel", "exactly", "utterance ended")]
+    assert not [x for x in down if isinstance(x, InterimTranscriptionFrame)]
+
+    # The same short speech with content in its final interrupts, on the final.
+    f = recording_filter()
+    await run_test(f, frames_to_send=paced(BotStartedSpeakingFrame(), *utterance("refund", "refund", final_text="refund")))
+    assert [(d.kind, d.text, d.reason) for d in f.decisions] == [("interruption", "refund", "content or command word")]
+    assert f.decisions[0].after_speech_stop_secs is not None
+
+
+@on_virtual_clock
+async def test_longer_speech_releases_on_a_content_interim_and_a_command_at_once():
+    f = recording_filter()
+    sent = [BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("refund"), SleepFrame(sleep=0.1),
+            interim("refund is"), SleepFrame(sleep=0.3), interim("refund is late"), SleepFrame(sleep=0.3),
+            interim("refund is late again"), SleepFrame(sleep=0.3)]  # fmt: skip
+    await run_test(f, frames_to_send=sent)
+    [decision] = f.decisions
+    assert (decision.kind, decision.text, decision.after_speech_stop_secs) == ("interruption", "refund is late again", None)
+    assert decision.held_secs >= 0.6
+
+    f = recording_filter()
+    await run_test(f, frames_to_send=paced(BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), interim("stop")))
+    assert [(d.kind, d.text, d.after_speech_stop_secs) for d in f.decisions] == [("interruption", "stop", None)]
+
+
+@pytest.mark.parametrize("bad", [-0.1, "0.6", True, float("inf")])
+def test_bad_interim_min_speech_secs_is_named(bad):
+    with pytest.raises(SoftAckConfigError, match=f"interim_min_speech_secs=.*{re.escape(repr(bad))}"):
+        SoftAckInterruptionFilter(interim_min_speech_secs=bad)
 
 
 def test_bad_content_confirmations_is_named():
