@@ -76,7 +76,7 @@ class SoftAckSettings:
             nothing interrupts it (default 0.0: off); an interruption in that time
             takes effect when it ends.
         continuation_keywords: Command keywords that introduce what the user wants
-            to say ("but", "actually"): one that ends an interim transcript waits for
+            to say ("but", "though"): one that ends an interim transcript waits for
             the next word (a config file's ``continuation_keywords`` list, else the
             built-in one; default empty).
     """
@@ -305,3 +305,11 @@ def check_content_confirmations(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SoftAckConfigError(f"content_confirmations= must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_interim_min_speech(value) -> float:
+    """Validate ``interim_min_speech_secs=`` (seconds >= 0) for the filter and strategy."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0 <= value < float("inf"):
+        raise SoftAckConfigError(f"interim_min_speech_secs= must be a number of seconds >= 0, got {value!r}")
+    return float(value)

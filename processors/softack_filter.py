@@ -55,7 +55,12 @@ from pipecat.utils.time import time_now_iso8601
 
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
-from pipecat_softack.config import SoftAckConfigError, check_content_confirmations, load_settings
+from pipecat_softack.config import (
+    SoftAckConfigError,
+    check_content_confirmations,
+    check_interim_min_speech,
+    load_settings,
+)
 from pipecat_softack.confidence import transcript_confidence
 from pipecat_softack.echo import echo_explains
 from pipecat_softack.placement import Placement, inspect_placement
@@ -351,15 +356,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
     ):
         super().__init__(**kwargs)
         self._content_confirmations = check_content_confirmations(content_confirmations)
-        speech_ok = isinstance(interim_min_speech_secs, (int, float)) and not isinstance(
-            interim_min_speech_secs, bool
-        )
-        if not speech_ok or not 0 <= interim_min_speech_secs < float("inf"):
-            raise SoftAckConfigError(
-                "interim_min_speech_secs= must be a number of seconds >= 0, got "
-                f"{interim_min_speech_secs!r}"
-            )
-        self._interim_min_speech = float(interim_min_speech_secs)
+        self._interim_min_speech = check_interim_min_speech(interim_min_speech_secs)
         if classifier is not None and any(
             a is not None for a in (soft_acks, command_keywords, language)
         ):

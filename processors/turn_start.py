@@ -16,6 +16,7 @@ default start strategies::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 from loguru import logger
@@ -35,7 +36,11 @@ from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnS
 
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict
-from pipecat_softack.config import SoftAckConfigError, check_content_confirmations
+from pipecat_softack.config import (
+    SoftAckConfigError,
+    check_content_confirmations,
+    check_interim_min_speech,
+)
 from pipecat_softack.placement import first_output_transport
 
 
@@ -70,6 +75,10 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         content_confirmations: Consecutive interims that must hold a content word
             before it starts the turn (default 2, as in the filter); a command keyword
             or a final transcript starts it at once.
+        interim_min_speech_secs: Seconds the speech must have gone on (from its VAD
+            start, or its first transcript without a VAD) before a content word on an
+            interim starts the turn (default 0.6, as in the filter: shorter speech is
+            judged on its final transcript); command keywords are exempt; 0 is off.
         bot_speech: The record of played bot speech to read as context; by default
             the strategy makes one and attaches it at setup to the first output
             transport of the pipeline it runs in.
@@ -89,6 +98,7 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         config_file: str | os.PathLike | None = None,
         use_interim: bool = True,
         content_confirmations: int = 2,
+        interim_min_speech_secs: float = 0.6,
         bot_speech: BotSpeechRecord | None = None,
         **kwargs,
     ):
@@ -107,6 +117,9 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
         )
         self._use_interim = use_interim
         self._content_confirmations = check_content_confirmations(content_confirmations)
+        self._interim_min_speech = check_interim_min_speech(interim_min_speech_secs)
+        self._speech_started_at: float | None = None  # time.monotonic() of this utterance's start
+        self._speech_stopped_at: float | None = None
         self._bot_speaking = False
         self._vad_seen = False  # VAD frames flow: words with no VAD start are not speech
         self._speaking = False
@@ -154,9 +167,11 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             self._bot_speaking = False
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._vad_seen, self._speaking = True, False
+            self._speech_stopped_at = time.monotonic()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._finals, self._content_interims = [], 0
             self._vad_seen, self._speaking = True, True
+            self._speech_started_at, self._speech_stopped_at = time.monotonic(), None
             if not self._bot_speaking:
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
@@ -166,12 +181,23 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             return await self._handle_transcription(frame, final=False)
         return ProcessFrameResult.CONTINUE
 
+    def _short_so_far(self) -> bool:
+        """The speech has not yet lasted ``interim_min_speech_secs``."""
+        if self._speech_started_at is None:
+            return False
+        end = self._speech_stopped_at or time.monotonic()
+        return end - self._speech_started_at < self._interim_min_speech
+
     async def _handle_transcription(self, frame, *, final: bool) -> ProcessFrameResult:
         # None (an STT with nothing to say) or another non-string is no words.
         said = frame.text.strip() if isinstance(frame.text, str) else ""
         text = " ".join([*self._finals, said]).strip()
         if final:
             self._finals.append(said)
+        if not self._vad_seen:
+            # No VAD: an utterance starts with its first words and ends with its final
+            # (the duration rule reads interims only).
+            self._speech_started_at = None if final else self._speech_started_at or time.monotonic()
         if self._in_turn:
             return ProcessFrameResult.CONTINUE  # part of a turn already started
         if not self._bot_speaking:
@@ -191,7 +217,7 @@ class SoftAckUserTurnStartStrategy(BaseUserTurnStartStrategy):
             return ProcessFrameResult.CONTINUE
         if verdict == Verdict.INTERRUPTION and not final and not by_command:
             self._content_interims += 1  # wait until the STT stands by the word
-            if self._content_interims < self._content_confirmations:
+            if self._content_interims < self._content_confirmations or self._short_so_far():
                 return ProcessFrameResult.CONTINUE
         elif not final:
             self._content_interims = 0

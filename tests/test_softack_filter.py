@@ -74,16 +74,17 @@ async def test_no_stop_interrupts_at_the_first_word():
 
 
 @on_virtual_clock
-async def test_yeah_okay_but_wait_releases_in_order_at_but():
+async def test_yeah_okay_but_wait_releases_in_order_at_the_word_after_but():
+    """A trailing "but" waits for the next word (a continuation keyword)."""
     f = recording_filter()
     held = [VADUserStartedSpeakingFrame(), InterruptionFrame(), UserSpeakingFrame()]
-    interims = [interim("yeah"), interim("yeah okay"), interim("yeah okay but")]
-    after = [interim("yeah okay but wait"), VADUserStoppedSpeakingFrame(), final("Yeah, okay, but wait.")]
+    interims = [interim("yeah"), interim("yeah okay"), interim("yeah okay but"), interim("yeah okay but wait")]
+    after = [interim("yeah okay but wait now"), VADUserStoppedSpeakingFrame(), final("Yeah, okay, but wait now.")]
     sent = paced(BotStartedSpeakingFrame(), *held, *interims, *after)
     down, _ = await run_test(f, frames_to_send=sent)
     assert without_bot_frames(down) == held + interims + after
     decision = f.decisions[0]
-    assert (decision.kind, decision.text, decision.frames) == ("interruption", "yeah okay but", 6)
+    assert (decision.kind, decision.text, decision.frames) == ("interruption", "yeah okay but wait", 7)
     assert decision.after_speech_stop_secs is None  # released while the user still spoke
 
 
@@ -95,13 +96,15 @@ async def test_streaming_release_comes_before_any_final():
         VADUserStartedSpeakingFrame(),
         interim("yeah"),
         interim("yeah but"),
+        interim("yeah but what"),
         SleepFrame(sleep=0.3),
         final("yeah but what about the price"),
     )
     down, _ = await run_test(f, frames_to_send=sent)
-    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "yeah but")]
+    assert [(d.kind, d.text) for d in f.decisions] == [("interruption", "yeah but what")]
     assert [type(x) for x in without_bot_frames(down)] == [
         VADUserStartedSpeakingFrame,
+        InterimTranscriptionFrame,
         InterimTranscriptionFrame,
         InterimTranscriptionFrame,
         TranscriptionFrame,

@@ -66,7 +66,17 @@ async def test_bot_speaking_interim_with_a_command_starts_the_turn():
     await s.process_frame(BotStartedSpeakingFrame())
     await s.process_frame(VADUserStartedSpeakingFrame())
     assert await s.process_frame(interim("yeah")) == ProcessFrameResult.CONTINUE
-    assert await s.process_frame(interim("yeah but")) == ProcessFrameResult.STOP
+    assert await s.process_frame(interim("yeah wait")) == ProcessFrameResult.STOP
+    assert r.started == 1
+
+
+async def test_a_trailing_but_starts_the_turn_at_the_next_word():
+    s = SoftAckUserTurnStartStrategy()
+    r = Recorder(s)
+    await s.process_frame(BotStartedSpeakingFrame())
+    await s.process_frame(VADUserStartedSpeakingFrame())
+    assert await s.process_frame(interim("yeah but")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("yeah but what")) == ProcessFrameResult.STOP
     assert r.started == 1
 
 
@@ -126,7 +136,7 @@ async def test_in_the_aggregator_wait_interrupts():
 
 
 async def test_content_word_needs_two_interims_and_noise_without_speech_is_ignored():
-    s = SoftAckUserTurnStartStrategy()
+    s = SoftAckUserTurnStartStrategy(interim_min_speech_secs=0)
     r = Recorder(s)
     await s.process_frame(VADUserStartedSpeakingFrame())  # bot silent: a turn...
     await s.handle_user_turn_started()
@@ -155,3 +165,40 @@ async def test_a_command_interim_without_a_vad_start_starts_the_turn():
     assert r.started == 0
     assert await s.process_frame(interim("wait")) == ProcessFrameResult.STOP
     assert r.started == 1
+
+
+async def test_content_interims_of_speech_shorter_than_a_backchannel_wait_for_the_final(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("pipecat_softack.turn_start.time.monotonic", lambda: now[0])
+    s = SoftAckUserTurnStartStrategy()  # interim_min_speech_secs=0.6
+    r = Recorder(s)
+    await s.process_frame(BotStartedSpeakingFrame())
+    await s.process_frame(VADUserStartedSpeakingFrame())
+    now[0] += 0.3
+    assert await s.process_frame(interim("exam")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("exam")) == ProcessFrameResult.CONTINUE  # 0.3 s of speech
+    await s.process_frame(VADUserStoppedSpeakingFrame())
+    now[0] += 0.5
+    assert await s.process_frame(interim("exam")) == ProcessFrameResult.CONTINUE  # it lasted 0.3 s
+    assert await s.process_frame(final("Exactly.")) == ProcessFrameResult.CONTINUE
+    assert r.started == 0 and [f.text for f in r.pushed] == ["Exactly."]
+
+    await s.process_frame(VADUserStartedSpeakingFrame())
+    now[0] += 0.3
+    assert await s.process_frame(interim("stop")) == ProcessFrameResult.STOP  # a command: at once
+    await s.handle_user_turn_started()
+    await s.handle_user_turn_stopped()
+
+    await s.process_frame(VADUserStartedSpeakingFrame())
+    now[0] += 0.3
+    assert await s.process_frame(interim("refund")) == ProcessFrameResult.CONTINUE
+    assert await s.process_frame(interim("refund is")) == ProcessFrameResult.CONTINUE
+    now[0] += 0.4
+    assert await s.process_frame(interim("refund is late")) == ProcessFrameResult.STOP  # 0.7 s
+    assert r.started == 2
+
+
+@pytest.mark.parametrize("bad", [-1, "0.6", None])
+def test_bad_interim_min_speech_secs_is_named(bad):
+    with pytest.raises(SoftAckConfigError, match="interim_min_speech_secs="):
+        SoftAckUserTurnStartStrategy(interim_min_speech_secs=bad)
