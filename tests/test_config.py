@@ -98,3 +98,15 @@ def test_continuation_keywords_come_from_the_config_file_else_the_builtin(tmp_pa
     cfg.write_text("continuation_keywords = [3]\n")
     with pytest.raises(SoftAckConfigError, match="continuation_keywords"):
         load_settings(config_file=cfg, environ={})
+
+
+@pytest.mark.parametrize("language", available_languages())
+def test_builtin_continuation_keywords_are_command_keywords(language):
+    s = load_settings(language=language, environ={})
+    assert set(s.continuation_keywords) <= set(s.command_keywords)
+
+
+def test_actually_is_a_command_that_does_not_wait_for_the_next_word():
+    clf = BackchannelClassifier()
+    assert clf.explain("actually", partial=True) == (Verdict.INTERRUPTION, True)
+    assert clf.explain("um actually") == (Verdict.INTERRUPTION, True)
