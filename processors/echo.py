@@ -18,6 +18,15 @@ holding a command keyword, where every word must be one the bot said, exactly
 (so "wait" is never the echo of the bot's "want"). A user who
 only repeats the bot's own recent words, with nothing of their own ("the green
 one"), is taken for echo: text alone cannot tell them apart.
+
+Echo under speech (:func:`echo_residue`): when the user speaks over the bot, the STT
+hears both, and the user's "yeah" comes out as "it yeah" or "the story yeah". The
+words the bot's recent words explain (same test as above) are taken away and the
+rest, the user's own words, is judged alone, with the same context: a backchannel if
+it is one. So "yeah, the blue one" after the bot asked "the blue one or the red
+one?" is still an answer, and "tell me more about the dog" keeps "tell me more
+about". An utterance holding a command keyword is never taken apart (the user's
+"but" or "stop" counts even while the bot says it).
 """
 
 from __future__ import annotations
@@ -44,6 +53,34 @@ def _explained(word: str, bot: set[str], min_ratio: float) -> bool:
         ):
             return True
     return False
+
+
+def echo_residue(
+    heard: Sequence[str],
+    bot_words: Iterable[str],
+    *,
+    min_ratio: float = DEFAULT_MIN_RATIO,
+) -> list[str]:
+    """The words heard that the bot's recent words do not explain, in their order.
+
+    Args:
+        heard: The utterance's tokens (``normalize`` output); ``"?"`` is kept.
+        bot_words: Tokens the bot played around the utterance.
+        min_ratio: As in :func:`echo_explains` (default 0.75).
+
+    Returns:
+        ``heard`` without its explained words; all of ``heard`` when the bot said
+        nothing.
+
+    Raises:
+        ValueError: ``min_ratio`` outside (0, 1].
+    """
+    if not 0 < min_ratio <= 1:
+        raise ValueError(f"min_ratio must be in (0, 1], got {min_ratio!r}")
+    bot = set(bot_words)
+    if not bot:
+        return list(heard)
+    return [w for w in heard if w == "?" or not _explained(w, bot, min_ratio)]
 
 
 def echo_explains(

@@ -62,7 +62,7 @@ from pipecat_softack.config import (
     load_settings,
 )
 from pipecat_softack.confidence import transcript_confidence
-from pipecat_softack.echo import echo_explains
+from pipecat_softack.echo import echo_explains, echo_residue
 from pipecat_softack.placement import Placement, inspect_placement
 from pipecat_softack.speech import UninterruptibleSpeechFrame
 
@@ -726,7 +726,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _evaluate(self):
         utterance = self._held
         complete = not self._speech_sources and utterance.finals and not utterance.interim
-        verdict, by_command = self._explain(utterance.text, partial=not complete)
+        verdict, by_command = self._judge(utterance, partial=not complete)
         if verdict == Verdict.INTERRUPTION and self._unconfirmed(utterance, by_command):
             return  # words without speech: wait for the VAD, or time out as noise
         if verdict == Verdict.INTERRUPTION and self._is_echo(utterance, by_command):
@@ -760,7 +760,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         ``force`` releases an interruption even if it would have to wait (the
         pipeline is ending: held frames are released, never lost).
         """
-        verdict, by_command = self._explain(self._held.text)
+        verdict, by_command = self._judge(self._held)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", reason)
         elif verdict == Verdict.INTERRUPTION and not force and self._guess_only(self._held):
@@ -798,14 +798,32 @@ class SoftAckInterruptionFilter(FrameProcessor):
             text, partial=partial, context=self._bot_speech.context_text()
         )
 
+    def _judge(self, utterance: _Utterance, *, partial: bool = False) -> tuple[Verdict, bool]:
+        """The verdict on what was heard, the bot's echo under it taken away: content
+        words that the bot's recent words explain do not make a backchannel said
+        over the bot an interruption ("it yeah"; :func:`pipecat_softack.echo.echo_residue`).
+        An utterance the echo explains in full is left to :meth:`_is_echo`."""
+        verdict, by_command = self._explain(utterance.text, partial=partial)
+        if verdict != Verdict.INTERRUPTION or by_command or not self._echo_rejection:
+            return verdict, by_command
+        heard = normalize(utterance.text)
+        rest = echo_residue(heard, self._echo_words(utterance))
+        if rest and [w for w in rest if w != "?"] and len(rest) < len(heard):
+            if self._explain(" ".join(rest), partial=partial)[0] == Verdict.BACKCHANNEL:
+                return Verdict.BACKCHANNEL, False
+        return verdict, by_command
+
+    def _echo_words(self, utterance: _Utterance) -> list[str]:
+        """Tokens the bot played from ``echo_window_secs`` before the speech began."""
+        began = utterance.speech_started_at or utterance.started_at
+        return self._bot_speech.tokens_since(began - self._echo_window)
+
     def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The bot's own words, played from ``echo_window_secs`` before the speech
         began, explain what was heard (:func:`pipecat_softack.echo.echo_explains`)."""
         if not self._echo_rejection:
             return False
-        began = utterance.speech_started_at or utterance.started_at
-        bot_words = self._bot_speech.tokens_since(began - self._echo_window)
-        return echo_explains(normalize(utterance.text), bot_words, has_command=by_command)
+        return echo_explains(normalize(utterance.text), self._echo_words(utterance), has_command=by_command)
 
     def _unconfirmed(self, utterance: _Utterance, by_command: bool) -> bool:
         """Content words with no speech start in a pipeline whose VAD is running: an
@@ -986,7 +1004,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # whenever the STT ends its turn late; decide on the words instead.
             await self._decide_end("max hold")
             return
-        verdict, by_command = self._explain(self._held.text, partial=True)
+        verdict, by_command = self._judge(self._held, partial=True)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", "max hold")  # the bot hearing itself at length
         else:

@@ -18,7 +18,7 @@ from bench.audio_timeline import SpeakerOutputTransport, Timeline
 from pipecat_softack import SoftAckConfigError, SoftAckInterruptionFilter
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import normalize
-from pipecat_softack.echo import echo_explains
+from pipecat_softack.echo import echo_explains, echo_residue
 from tests.frames import paced, recording_filter, utterance
 
 BOT = "I'm pretty sure the price is twenty dollars, but let me check the other store."
@@ -65,6 +65,14 @@ def test_nothing_heard_or_nothing_said_is_not_echo():
 def test_bad_thresholds_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         explains("the price", **bad)
+
+
+def test_the_residue_is_what_the_bots_words_do_not_explain_in_order():
+    assert echo_residue(normalize("it's pritty yeah sure"), normalize(BOT)) == ["its", "yeah"]
+    assert echo_residue(normalize("the price?"), normalize(BOT)) == ["?"]
+    assert echo_residue(normalize("yeah"), []) == ["yeah"]
+    with pytest.raises(ValueError, match="min_ratio"):
+        echo_residue(["yeah"], ["yes"], min_ratio=2)
 
 
 class Speaker(FrameProcessor):
@@ -134,6 +142,41 @@ async def test_wait_the_price_over_the_bot_saying_the_price_interrupts():
     record.add(BOT)
     f = recording_filter(bot_speech=record)
     sent = paced(BotStartedSpeakingFrame(), *utterance("wait", "wait the price", final_text="Wait, the price?"))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
+    assert any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
+
+
+@pytest.mark.parametrize(
+    "interim, final",
+    [("i'm pretty yeah", "I'm pretty yeah."), ("the other uh-huh", "The other uh-huh."), ("check yeah", "Check, yeah.")],
+)
+async def test_a_backchannel_heard_with_the_bots_echo_is_a_backchannel(interim, final):
+    """The STT hears the user's "yeah" and the bot's echo together."""
+    record = BotSpeechRecord()
+    record.add(BOT)
+    f = recording_filter(bot_speech=record)
+    sent = paced(BotStartedSpeakingFrame(), *utterance(interim, final_text=final))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["backchannel"]
+    assert not any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
+
+
+@pytest.mark.parametrize(
+    "interim, final",
+    [
+        ("i'm pretty yeah stop", "I'm pretty, yeah, stop."),  # a command is never taken apart
+        ("yeah tell me the price", "Yeah, tell me the price."),  # "tell me" is the user's own
+        ("no the price okay", "No, the price, okay."),  # "no" is a command keyword
+        ("yeah the blue one", "Yeah, the blue one."),  # "yeah" answers the bot's question
+    ],
+)
+async def test_the_users_own_words_under_the_echo_still_interrupt(interim, final):
+    record = BotSpeechRecord()
+    record.add(BOT)
+    record.add("Do you want the blue one?")
+    f = recording_filter(bot_speech=record)
+    sent = paced(BotStartedSpeakingFrame(), *utterance(interim, final_text=final))
     down, _ = await run_test(f, frames_to_send=sent)
     assert [d.kind for d in f.decisions] == ["interruption"]
     assert any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
