@@ -10,7 +10,7 @@ SUDO=""
 # test (tests/e2e). npm: builds the browser client. espeak-ng, sox: regenerate the
 # synthetic test clips (tests/audio/make_clips.py, tests/audio/open/make_clips.py).
 # pulseaudio, pulseaudio-utils, libasound2-plugins: the virtual sound card of
-# tests/local_soundcard_check.py (PyAudio -> ALSA -> a private PulseAudio server).
+# tests/test_local_soundcard.py (PyAudio -> ALSA -> a private PulseAudio server).
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq portaudio19-dev chromium iproute2 espeak-ng sox \
     pulseaudio pulseaudio-utils libasound2-plugins >/dev/null

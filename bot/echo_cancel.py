@@ -50,7 +50,7 @@ within each run and 12 dB were removed; laid at each write, it stayed 20 ms behi
 samples; the arrivals then stay late for good, and the reverse stream skips as much
 audio as the microphone lost.
 
-Measured (``python -m bench aec``, ``tests/local_soundcard_check.py``): see README.
+Measured (``python -m bench aec``, ``tests/test_local_soundcard.py``): see README.
 """
 
 from __future__ import annotations
