@@ -21,12 +21,14 @@ one"), is taken for echo: text alone cannot tell them apart.
 
 Echo under speech (:func:`echo_residue`): when the user speaks over the bot, the STT
 hears both, and the user's "yeah" comes out as "it yeah" or "the story yeah". The
-words the bot's recent words explain (same test as above) are taken away and the
-rest, the user's own words, is judged alone, with the same context: a backchannel if
-it is one. So "yeah, the blue one" after the bot asked "the blue one or the red
-one?" is still an answer, and "tell me more about the dog" keeps "tell me more
-about". An utterance holding a command keyword is never taken apart (the user's
-"but" or "stop" counts even while the bot says it).
+filter takes away the words the bot's recent words explain (same test as above) and
+judges the rest, the user's own words, alone, with the same context: a backchannel if
+it is one. It does so only when the echo comes first: an utterance that opens with
+the user's own words and goes on with the bot's ("yes, the blue one", "okay, the
+green one") is the user choosing among what the bot said, and "tell me more about
+the dog" keeps "tell me more about". An utterance holding a command keyword (the
+user's "but" or "stop" counts even while the bot says it) or a question mark ("yeah,
+the price?") is never taken apart.
 """
 
 from __future__ import annotations

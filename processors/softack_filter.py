@@ -263,7 +263,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
       tolerates recognizer errors; rule in :mod:`pipecat_softack.echo`) never
       interrupts: it is dropped as ``"echo"`` when it ends (also at ``EndFrame``).
       Any word of the user's own, such as "wait" in "wait, the price?", makes it
-      an interruption.
+      an interruption. A backchannel said over the bot and heard after some of the
+      bot's echo ("it yeah") is judged without the words the bot's recent speech
+      explains: a backchannel (:func:`pipecat_softack.echo.echo_residue`; never
+      with a command keyword or a question mark in the utterance, nor when it opens
+      with the user's own words, as "yes, the blue one" does).
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
     - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
@@ -807,8 +811,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if verdict != Verdict.INTERRUPTION or by_command or not self._echo_rejection:
             return verdict, by_command
         heard = normalize(utterance.text)
+        if "?" in heard:
+            return verdict, by_command  # "yeah, the price?" asks: never taken apart
         rest = echo_residue(heard, self._echo_words(utterance))
-        if rest and [w for w in rest if w != "?"] and len(rest) < len(heard):
+        # The echo must come first: an utterance that opens with the user's own words
+        # and goes on with the bot's ("yes, the blue one") is the user choosing.
+        if rest and len(rest) < len(heard) and rest[0] != heard[0]:
             if self._explain(" ".join(rest), partial=partial)[0] == Verdict.BACKCHANNEL:
                 return Verdict.BACKCHANNEL, False
         return verdict, by_command

@@ -162,19 +162,27 @@ async def test_a_backchannel_heard_with_the_bots_echo_is_a_backchannel(interim, 
     assert not any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
 
 
+ASKED = "Do you want the blue one?"
+LISTED = "We have the blue one or the green one."  # a statement: no answer context
+
+
 @pytest.mark.parametrize(
-    "interim, final",
+    "interim, final, bot_said",
     [
-        ("i'm pretty yeah stop", "I'm pretty, yeah, stop."),  # a command is never taken apart
-        ("yeah tell me the price", "Yeah, tell me the price."),  # "tell me" is the user's own
-        ("no the price okay", "No, the price, okay."),  # "no" is a command keyword
-        ("yeah the blue one", "Yeah, the blue one."),  # "yeah" answers the bot's question
+        ("i'm pretty yeah stop", "I'm pretty, yeah, stop.", ASKED),  # a command is never taken apart
+        ("check yeah but", "Check, yeah, but.", LISTED),  # the bot said "but" too: it still counts
+        ("no the price okay", "No, the price, okay.", ASKED),  # "no" is a command keyword
+        ("yeah tell me the price", "Yeah, tell me the price.", ASKED),  # "tell me" is the user's own
+        ("yeah the blue one", "Yeah, the blue one.", ASKED),  # "yeah" answers the bot's question
+        ("yes the blue one", "Yes, the blue one.", LISTED),  # the user's own word first: choosing
+        ("okay the green one", "Okay, the green one.", LISTED),
+        ("check yeah the price", "Check, yeah, the price?", LISTED),  # a question
     ],
 )
-async def test_the_users_own_words_under_the_echo_still_interrupt(interim, final):
+async def test_the_users_own_words_under_the_echo_still_interrupt(interim, final, bot_said):
     record = BotSpeechRecord()
     record.add(BOT)
-    record.add("Do you want the blue one?")
+    record.add(bot_said)
     f = recording_filter(bot_speech=record)
     sent = paced(BotStartedSpeakingFrame(), *utterance(interim, final_text=final))
     down, _ = await run_test(f, frames_to_send=sent)

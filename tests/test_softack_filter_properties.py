@@ -86,6 +86,7 @@ def build(event_list, clf):
 @example(["bot_start", (["i"], False, True)])  # a soft-ack prefix that ends the utterance
 @example(["bot_start", (["oh", "no"], True, True), (["okay"], False, False)])
 @example(["bot_start", ([], False, False), "audio", (["mhm"], False, True), "bot_stop"])
+@example(["bot_start", (["see", "yeah", "yeah", "yeah"], False, True)])  # content interims, soft-ack final
 def test_nothing_lost_or_reordered_and_soft_acks_never_start_a_turn(event_list):
     clf = BackchannelClassifier()
     sent, expected, reports = build(event_list, clf)
