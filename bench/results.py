@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.audio import format_report as format_audio
+from bench.audio_scenarios import DEFAULT_SEED
 from bench.cost import render as format_cost
 from bench.stt import format_summary as format_stt
 from bench.text import format_table as format_text
@@ -69,7 +70,8 @@ def machine() -> str:
 def section(
     text: dict[str, dict], cost: dict, audio: dict | list[dict], audio_args: str, stt: dict | None = None
 ) -> str:
-    """The Markdown of the Results section (``audio``: one report or a list, one per ear)."""
+    """The Markdown of the Results section (``audio``: one report or a list, one per
+    ear or seed)."""
     block = lambda s: f"```\n{s.rstrip()}\n```"  # noqa: E731
     parts = [START, "## Results", "", f"Measured on: {machine()}. Regenerate with "
              f"`python -m bench results --write README.md`.", ""]  # fmt: skip
@@ -85,8 +87,10 @@ def section(
         ]
     for report in audio if isinstance(audio, list) else [audio]:
         ear = report.get("stt", "pocketsphinx")
+        seed = report.get("seed", DEFAULT_SEED)
+        seed_arg = "" if seed == DEFAULT_SEED else f" --seed {seed}"
         parts += [
-            f"Audio barge-in, ear `{ear}` (`python -m bench audio --stt {ear}{audio_args}`; synthetic speech):",
+            f"Audio barge-in, ear `{ear}` (`python -m bench audio --stt {ear}{seed_arg}{audio_args}`; synthetic speech):",
             "",
             block(format_audio(report)),
             "",
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", metavar="FILE", help="replace the results section in FILE")
     parser.add_argument("--audio-limit", type=int, default=None, help="bench audio --limit N")
     parser.add_argument("--audio-json", metavar="FILE", action="append",
-                        help="reuse a saved `bench audio --json` (repeat for several ears)")  # fmt: skip
+                        help="reuse a saved `bench audio --json` (repeat for several ears or seeds)")  # fmt: skip
     parser.add_argument("--stt-json", metavar="FILE", help="reuse a saved `bench stt --json`")
     parser.add_argument("--cost-json", metavar="FILE", help="reuse a saved `bench cost --json`")
     args = parser.parse_args(argv)
