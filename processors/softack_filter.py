@@ -1012,7 +1012,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # whenever the STT ends its turn late; decide on the words instead.
             await self._decide_end("max hold")
             return
-        verdict, by_command = self._judge(self._held, partial=True)
+        verdict, by_command = self._explain(self._held.text, partial=True)
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", "max hold")  # the bot hearing itself at length
         else:
