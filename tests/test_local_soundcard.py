@@ -418,8 +418,8 @@ ALONE_SECS = 25.0
 def test_echo_cancellation_stops_the_bot_interrupting_itself_on_its_own_voice():
     """The same 25 s from the greeting on, no one speaking, without and with echo
     cancellation. Without it the filter releases interruptions on the bot's echo
-    again and again (measured here: 7 and 15 in these 25 s); with it at most twice
-    and at most a third as often (measured 1 and 1 on an idle machine; a CI run on
+    again and again (measured here: 7, 9 and 15 in these 25 s); with it at most twice
+    and at most a third as often (measured 1 each time on an idle machine; a CI run on
     loaded cores once cut the bot twice), and the
     canceller removes at least 6 dB of echo while the bot plays, in all (measured
     9-24 dB here, where process stalls jitter the speaker; 40-60 dB on the bench's
