@@ -31,6 +31,7 @@ from tests.frames import audio, final, interim
 
 WORDS = ["yeah", "uh-huh", "okay", "mhm", "right", "i", "see", "oh", "but", "wait", "refund", "no"]
 GAP = 0.004
+CONFIRMATIONS = 2  # SoftAckInterruptionFilter's default content_confirmations
 
 utterances = st.tuples(
     st.lists(st.sampled_from(WORDS), min_size=0, max_size=4),  # words, revealed by interims
@@ -42,6 +43,21 @@ events = st.lists(
     min_size=1,
     max_size=8,
 )
+
+
+def released_on_interims(interims: list[str], clf) -> bool:
+    """Whether the filter releases before the final: a command keyword in an interim,
+    or content in ``CONFIRMATIONS`` consecutive interims (the filter's default
+    ``content_confirmations``)."""
+    run = 0
+    for text in interims:
+        verdict, by_command = clf.explain(text, partial=True)
+        if verdict == Verdict.INTERRUPTION and by_command:
+            return True
+        run = run + 1 if verdict == Verdict.INTERRUPTION else 0
+        if run >= CONFIRMATIONS:
+            return True
+    return False
 
 
 def build(event_list, clf):
@@ -68,7 +84,7 @@ def build(event_list, clf):
         stop, fin = VADUserStoppedSpeakingFrame(), final(text)
         frames += [fin, stop] if final_first else [stop, fin]
         sent += frames
-        released = any(clf.classify(t, partial=True) == Verdict.INTERRUPTION for t in interims)
+        released = released_on_interims(interims, clf)
         verdict = clf.classify(text)
         if not bot_speaking or released or verdict == Verdict.INTERRUPTION:
             expected += frames
@@ -87,6 +103,7 @@ def build(event_list, clf):
 @example(["bot_start", (["oh", "no"], True, True), (["okay"], False, False)])
 @example(["bot_start", ([], False, False), "audio", (["mhm"], False, True), "bot_stop"])
 @example(["bot_start", (["see", "yeah", "yeah", "yeah"], False, True)])  # content interims, soft-ack final
+@example(["bot_start", (["see", "uh-huh"], False, True)])  # one content interim, soft-ack final
 def test_nothing_lost_or_reordered_and_soft_acks_never_start_a_turn(event_list):
     clf = BackchannelClassifier()
     sent, expected, reports = build(event_list, clf)
