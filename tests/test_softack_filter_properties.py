@@ -26,6 +26,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bench.soak import run_virtual
+from bench.stt import released_on_interims
 from pipecat_softack import BackchannelClassifier, SoftAckInterruptionFilter, Verdict
 from tests.frames import audio, final, interim
 
@@ -43,21 +44,6 @@ events = st.lists(
     min_size=1,
     max_size=8,
 )
-
-
-def released_on_interims(interims: list[str], clf) -> bool:
-    """Whether the filter releases before the final: a command keyword in an interim,
-    or content in ``CONFIRMATIONS`` consecutive interims (the filter's default
-    ``content_confirmations``)."""
-    run = 0
-    for text in interims:
-        verdict, by_command = clf.explain(text, partial=True)
-        if verdict == Verdict.INTERRUPTION and by_command:
-            return True
-        run = run + 1 if verdict == Verdict.INTERRUPTION else 0
-        if run >= CONFIRMATIONS:
-            return True
-    return False
 
 
 def build(event_list, clf):
@@ -84,7 +70,7 @@ def build(event_list, clf):
         stop, fin = VADUserStoppedSpeakingFrame(), final(text)
         frames += [fin, stop] if final_first else [stop, fin]
         sent += frames
-        released = released_on_interims(interims, clf)
+        released = released_on_interims(interims, clf, Verdict, CONFIRMATIONS)
         verdict = clf.classify(text)
         if not bot_speaking or released or verdict == Verdict.INTERRUPTION:
             expected += frames
