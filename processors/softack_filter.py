@@ -402,6 +402,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._low_confidence_words = low_confidence_max_words
         self._echo_rejection = echo_rejection
         self._echo_window = float(echo_window_secs)
+        # The last echo residue, keyed by (text, bot words): _judge and _is_echo ask
+        # for it on the same evaluation, and its fuzzy match is the costly part.
+        self._residue_memo: tuple[tuple, list[str]] = ((), [])
         self._own_bot_speech = bot_speech is None  # ours to add to the worker at setup
         self._bot_speech = bot_speech or BotSpeechRecord()
         self._transcript_timeout = settings.transcript_timeout_secs
@@ -813,7 +816,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         heard = normalize(utterance.text)
         if "?" in heard:
             return verdict, by_command  # "yeah, the price?" asks: never taken apart
-        rest = echo_residue(heard, self._echo_words(utterance))
+        rest = self._echo_residue(utterance)
         # The echo must come first: an utterance that opens with the user's own words
         # and goes on with the bot's ("yes, the blue one") is the user choosing.
         if rest and len(rest) < len(heard) and rest[0] != heard[0]:
@@ -826,12 +829,25 @@ class SoftAckInterruptionFilter(FrameProcessor):
         began = utterance.speech_started_at or utterance.started_at
         return self._bot_speech.tokens_since(began - self._echo_window)
 
+    def _echo_residue(self, utterance: _Utterance) -> list[str]:
+        """The words heard that the bot's recent words do not explain (memoized)."""
+        bot = self._echo_words(utterance)
+        key = (utterance.text, tuple(bot))
+        if self._residue_memo[0] != key:
+            self._residue_memo = (key, echo_residue(normalize(utterance.text), bot))
+        return self._residue_memo[1]
+
     def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The bot's own words, played from ``echo_window_secs`` before the speech
-        began, explain what was heard (:func:`pipecat_softack.echo.echo_explains`)."""
+        began, explain what was heard (:func:`pipecat_softack.echo.echo_explains`:
+        every word, exactly for an utterance holding a command keyword)."""
         if not self._echo_rejection:
             return False
-        return echo_explains(normalize(utterance.text), self._echo_words(utterance), has_command=by_command)
+        heard = normalize(utterance.text)
+        if by_command:
+            return echo_explains(heard, self._echo_words(utterance), has_command=True)
+        # The same test as echo_explains(min_share=1.0), from the residue _judge made.
+        return any(w != "?" for w in heard) and not any(w != "?" for w in self._echo_residue(utterance))
 
     def _unconfirmed(self, utterance: _Utterance, by_command: bool) -> bool:
         """Content words with no speech start in a pipeline whose VAD is running: an
