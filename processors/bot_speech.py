@@ -1,14 +1,16 @@
 """What the bot has said aloud, and when: the record echo rejection and the
-classifier's context read.
+classifier's context read (the texts), and the acoustic echo check (the audio).
 
 Pipecat's output transport pushes each ``TTSTextFrame`` on only once the audio queued
 before it has played (``pipecat/transports/base_output.py``), so the moment the output
 transport pushes one is the moment its text starts playing: sentence by sentence with
 Piper, word by word with TTS services that give word timestamps (Cartesia, ElevenLabs).
 :class:`BotSpeechRecord` is a Pipecat observer that keeps those texts with their play
-times. The soft-ack filter attaches its record at setup to the first output transport
-after it (Pipecat's public ``on_after_push_frame`` processor event, so only that
-processor's pushes are looked at: no pipeline observer, which would see every frame).
+times. It pushes each audio frame on once written to the speaker (or the network), so
+the same event gives the played audio, kept in an :class:`AudioHistory`. The soft-ack
+filter attaches its record at setup to the first output transport after it (Pipecat's
+public ``on_after_push_frame`` processor event, so only that processor's pushes are
+looked at: no pipeline observer, which would see every frame).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from pipecat.frames.frames import Frame, TTSTextFrame
+from pipecat.frames.frames import Frame, OutputAudioRawFrame, TTSTextFrame
 from pipecat.processors.frame_processor import FrameProcessor
 
+from pipecat_softack.acoustic_echo import AudioHistory
 from pipecat_softack.classifier import normalize
 
 
@@ -39,10 +42,12 @@ class Spoken:
 
 
 class BotSpeechRecord:
-    """The texts the bot's output transport has played, newest last.
+    """The texts the bot's output transport has played, newest last, and the last
+    ``AudioHistory`` seconds of its audio (:attr:`audio`).
 
-    Fed by :meth:`watch` (a processor that pushes ``TTSTextFrame``s on as they play:
-    Pipecat's output transport) or by :meth:`add`.
+    Fed by :meth:`watch` (a processor that pushes ``TTSTextFrame``s on as they play
+    and audio frames once written: Pipecat's output transport) or by :meth:`add` and
+    ``audio.add``.
 
     Args:
         keep_secs: Seconds of played text to keep (default 30.0); older entries are
@@ -62,11 +67,14 @@ class BotSpeechRecord:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
         self._keep_secs = keep_secs
         self._spoken: deque[Spoken] = deque(maxlen=max_entries)
+        self.audio = AudioHistory()
+        """The played audio, each frame as ending when the transport pushed it on."""
 
         self._watched: list[FrameProcessor] = []
 
     def watch(self, processor: FrameProcessor):
-        """Record every ``TTSTextFrame`` ``processor`` pushes on, as played then.
+        """Record every ``TTSTextFrame`` ``processor`` pushes on, as played then, and
+        every audio frame it pushes on, as played by then.
 
         Args:
             processor: The output transport (``transport.output()``), or any processor
@@ -85,6 +93,8 @@ class BotSpeechRecord:
     async def _on_pushed(self, _processor: FrameProcessor, frame: Frame):
         if isinstance(frame, TTSTextFrame):
             self.add(frame.text)
+        elif isinstance(frame, OutputAudioRawFrame):
+            self.audio.add(frame.audio, frame.sample_rate, frame.num_channels)
 
     def add(self, text: str, t: float | None = None):
         """Record ``text`` as starting to play at ``t`` (default: now, monotonic seconds)."""
@@ -128,4 +138,5 @@ class BotSpeechRecord:
     def clear(self):
         """Forget everything played (a new session)."""
         self._spoken.clear()
+        self.audio.clear()
 

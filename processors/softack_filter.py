@@ -53,6 +53,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.time import time_now_iso8601
 
+from pipecat_softack.acoustic_echo import MIN_CORRELATION, AudioHistory, echo_correlation
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
 from pipecat_softack.config import (
@@ -111,6 +112,12 @@ _STATEFUL = (
 # while bot audio plays and declares the bot stopped itself after 3 s without audio
 # (BOT_VAD_STOP_FALLBACK_SECS), so past 3.5 s its BotStoppedSpeakingFrame was lost.
 BOT_SPEAKING_STALE_SECS = 3.5
+
+# Seconds of microphone audio before the speech start that the acoustic echo check
+# reads (Silero's start_secs and its 32 ms windows: the VAD start comes that late), and
+# the most it reads from there (an echo burst shows in its first seconds).
+ECHO_PREROLL_SECS = 0.3
+ECHO_CHECK_MAX_SECS = 3.0
 
 DecisionKind = Literal["backchannel", "interruption", "noise", "echo", "discarded"]
 _EVENTS = {
@@ -268,6 +275,14 @@ class SoftAckInterruptionFilter(FrameProcessor):
       explains: a backchannel (:func:`pipecat_softack.echo.echo_residue`; never
       with a command keyword or a question mark in the utterance, nor when it opens
       with the user's own words, as "yes, the blue one" does).
+    - Acoustic echo check (``echo_min_correlation``, with ``echo_rejection``): the
+      filter keeps the last seconds of microphone audio (the ``InputAudioRawFrame`` s
+      it passes while the bot speaks) and the record keeps the audio the output
+      transport played. A held utterance whose sound follows the played sound, at
+      some delay up to 0.6 s (envelope correlation at least ``echo_min_correlation``,
+      from ``ECHO_PREROLL_SECS`` before its speech start; rule and figures in
+      :mod:`pipecat_softack.acoustic_echo`), is echo whatever words the STT made of
+      it ("i but per", a misheard "hold on"), command keywords included.
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
     - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
@@ -324,6 +339,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
             played words count as possible echo (default 2.0: a streaming STT's
             latency plus an echo path's delay; the text playing at that moment always
             counts).
+        echo_min_correlation: Envelope correlation (0..1] of the heard with the played
+            audio at or above which a held utterance is echo (default 0.9, from
+            measurements on the tuned clips: :mod:`pipecat_softack.acoustic_echo`);
+            None turns the acoustic check off (the text rule stays).
         bot_speech: The record of played bot speech to read; by default the filter
             makes one and attaches it at setup to the first output transport after it
             (pass your own, fed by ``watch``/``add``, for any other source).
@@ -355,6 +374,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         low_confidence_max_words: int = 2,
         echo_rejection: bool = True,
         echo_window_secs: float = 2.0,
+        echo_min_correlation: float | None = MIN_CORRELATION,
         bot_speech: BotSpeechRecord | None = None,
         **kwargs,
     ):
@@ -387,6 +407,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
             raise SoftAckConfigError(
                 f"echo_window_secs= must be a number of seconds >= 0, got {echo_window_secs!r}"
             )
+        correlation_ok = echo_min_correlation is None or (
+            isinstance(echo_min_correlation, (int, float)) and 0 < echo_min_correlation <= 1
+        )
+        if not correlation_ok:
+            raise SoftAckConfigError(
+                f"echo_min_correlation= must be a number in (0, 1] or None, got {echo_min_correlation!r}"
+            )
         confidence_ok = isinstance(min_interim_confidence, (int, float)) and 0 <= min_interim_confidence <= 1
         if not confidence_ok:
             raise SoftAckConfigError(
@@ -402,6 +429,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._low_confidence_words = low_confidence_max_words
         self._echo_rejection = echo_rejection
         self._echo_window = float(echo_window_secs)
+        self._echo_min_correlation = echo_min_correlation
+        # What the microphone heard while the bot spoke (the acoustic echo check).
+        self._heard_audio = AudioHistory()
         # The last echo residue, keyed by (text, bot words): _judge and _is_echo ask
         # for it on the same evaluation, and its fuzzy match is the costly part.
         self._residue_memo: tuple[tuple, list[str]] = ((), [])
@@ -551,6 +581,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
             # The hot path (audio and every other frame): no state, no lock.
             await super().process_frame(frame, direction)
             await self.push_frame(frame, direction)
+            if (
+                isinstance(frame, InputAudioRawFrame)
+                and self._bot_speaking
+                and self._echo_min_correlation is not None
+                and self._echo_rejection
+            ):
+                self._heard_audio.add(frame.audio, frame.sample_rate, frame.num_channels)
             if self._vad is not None and direction == FrameDirection.DOWNSTREAM:
                 # After the push, as VADProcessor does: audio is never delayed.
                 if isinstance(frame, StartFrame):
@@ -843,11 +880,28 @@ class SoftAckInterruptionFilter(FrameProcessor):
         every word, exactly for an utterance holding a command keyword)."""
         if not self._echo_rejection:
             return False
+        if self._sounds_like_echo(utterance):
+            return True
         heard = normalize(utterance.text)
         if by_command:
             return echo_explains(heard, self._echo_words(utterance), has_command=True)
         # The same test as echo_explains(min_share=1.0), from the residue _judge made.
         return any(w != "?" for w in heard) and not any(w != "?" for w in self._echo_residue(utterance))
+
+    def _sounds_like_echo(self, utterance: _Utterance) -> bool:
+        """The microphone audio of the utterance follows the bot's played audio
+        (:func:`pipecat_softack.acoustic_echo.echo_correlation`)."""
+        if self._echo_min_correlation is None:
+            return False
+        began = (utterance.speech_started_at or utterance.started_at) - ECHO_PREROLL_SECS
+        end = min(utterance.stopped_at or time.monotonic(), began + ECHO_CHECK_MAX_SECS)
+        correlation = echo_correlation(self._heard_audio, self._bot_speech.audio, began, end)
+        if correlation is None:
+            return False
+        if correlation >= self._echo_min_correlation:
+            logger.debug(f"{self}: [{utterance.text}] sounds like the bot (correlation {correlation:.2f})")
+            return True
+        return False
 
     def _unconfirmed(self, utterance: _Utterance, by_command: bool) -> bool:
         """Content words with no speech start in a pipeline whose VAD is running: an
