@@ -84,6 +84,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.audio_io import SAMPLE_RATE, to_pcm
 from bench.audio_scenarios import (
     BOT_START,
     DEFAULT_SEED,
@@ -213,8 +214,10 @@ def _build_classes():
     class Tee(pc.FrameProcessor):
         """Copies the VAD/STT frames going downstream into the branch workers.
 
-        ``targets``: ``(worker, own_vad)``; a branch with its own VAD gets the
-        microphone audio and the transcripts, not the front VAD's frames.
+        ``targets``: ``(worker, own_vad, audio)``; a branch with its own VAD gets
+        the transcripts, not the front VAD's frames; a branch with ``audio`` also
+        gets the microphone audio (its own VAD hears it; a filter's acoustic echo
+        check reads it, as an STT service passes audio on in a bot).
         """
 
         def __init__(self, **kwargs):
@@ -227,8 +230,8 @@ def _build_classes():
                 audio = isinstance(frame, pc.InputAudioRawFrame)
                 if audio or isinstance(frame, forward):
                     vad_frame = isinstance(frame, vad_frames)
-                    for worker, own_vad in self.targets:
-                        if (audio and own_vad) or (not audio and not (own_vad and vad_frame)):
+                    for worker, own_vad, wants_audio in self.targets:
+                        if (audio and wants_audio) or (not audio and not (own_vad and vad_frame)):
                             await worker.queue_frame(copy.copy(frame))
             await self.push_frame(frame, direction)
 
@@ -242,16 +245,22 @@ def _build_classes():
         ``BotStoppedSpeakingFrame`` at once. Each of ``sentences`` (``(seconds into
         the answer, text)``) is added to every record in ``records`` (the filters'
         ``BotSpeechRecord``) when it starts playing, as Pipecat's output transport
-        reports a Piper sentence when its audio starts.
+        reports a Piper sentence when its audio starts; each chunk of ``audio`` (the
+        answer as 16 kHz 16-bit PCM, the same samples the echo scenarios leak into
+        the microphone) is added to every record's ``audio`` as played by the end of
+        its 40 ms, as the output transport pushes an audio frame on once written.
         """
 
-        def __init__(self, timeline, branch: str, start_at: float, secs: float, sentences=(), **kwargs):
+        def __init__(
+            self, timeline, branch: str, start_at: float, secs: float, sentences=(), audio: bytes = b"", **kwargs
+        ):
             super().__init__(**kwargs)
             self.tl = timeline
             self.branch = branch
             self.start_at = start_at
             self.secs = secs
             self.sentences = list(sentences)
+            self.audio = audio
             self.records = []
             self.playing = False
             self.done = asyncio.Event()
@@ -289,6 +298,12 @@ def _build_classes():
                     text = pending.pop(0)[1]
                     for record in self.records:
                         record.add(text)
+                chunk_bytes = 2 * int(round(SAMPLE_RATE * SPEAKER_CHUNK_SECS))
+                chunk = self.audio[i * chunk_bytes : (i + 1) * chunk_bytes]
+                if chunk:
+                    played_by = time.monotonic() + SPEAKER_CHUNK_SECS
+                    for record in self.records:
+                        record.audio.add(chunk, SAMPLE_RATE, t=played_by)
                 self._played_until = t + SPEAKER_CHUNK_SECS
             await asyncio.sleep(max(0.0, self._played_until - tl.now()))
             if self.playing:
@@ -445,15 +460,18 @@ class _Classes:
 
 async def run_scenario(
     scn: Scenario, mic_pcm: bytes, warmup_pcm: bytes, classes: _Classes, strategies=tuple(STRATEGIES),
-    ear: str = "pocketsphinx", sentences=(),
+    ear: str = "pocketsphinx", sentences=(), answer: np.ndarray | None = None,
 ):  # fmt: skip
-    """Run one scenario in real time with the front STT ``ear``; return its timeline."""
+    """Run one scenario in real time with the front STT ``ear``; return its timeline.
+
+    ``answer`` (16 kHz samples, 16-bit scale) is the bot's answer audio, given to the
+    filters' records as played; without it they get its texts only."""
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.audio.vad_processor import VADProcessor
     from pipecat.workers.runner import WorkerRunner
 
-    from bench.audio_timeline import SAMPLE_RATE, Clip, Cue, FileMicInputTransport, TimelineObserver
+    from bench.audio_timeline import Clip, Cue, FileMicInputTransport, TimelineObserver
 
     tl = classes.SyncTimeline()
     common = dict(
@@ -468,8 +486,9 @@ async def run_scenario(
     for name in strategies:
         observer = TimelineObserver(classes.TaggedTimeline(tl, name))
         speaker = classes.BotSpeaker(
-            tl, name, BOT_START, scn.bot_end - BOT_START, sentences=sentences, name=f"speaker-{name}"
-        )
+            tl, name, BOT_START, scn.bot_end - BOT_START, sentences=sentences,
+            audio=b"" if answer is None else to_pcm(answer), name=f"speaker-{name}",
+        )  # fmt: skip
         speakers[name] = speaker
         pipeline = Pipeline([*_branch_processors(name, observer.watch_filter, ear, speaker.records), speaker])
         branch_workers.append(PipelineWorker(pipeline, name=f"branch-{name}", observers=[observer], **common))
@@ -485,7 +504,10 @@ async def run_scenario(
 
     mic = GatedMic(tl, [Cue(Clip(scn.name, mic_pcm), at=0.0)], name="file-mic")
     tee = classes.Tee(name="tee")
-    tee.targets = [(w, name in OWN_VAD_BRANCHES) for w, name in zip(branch_workers, strategies)]
+    tee.targets = [
+        (w, name in OWN_VAD_BRANCHES, name in OWN_VAD_BRANCHES or name in FILTER_BRANCHES)
+        for w, name in zip(branch_workers, strategies)
+    ]
     vad = VADProcessor(vad_analyzer=_silero())
     front = PipelineWorker(
         Pipeline([mic, vad, _front_stt(ear, warmup_pcm), tee]),
@@ -1006,7 +1028,10 @@ def _run(args) -> dict:
         t0 = time.monotonic()
         mic, warmup = build_mic(scn, answers, args.seed)
         tl = asyncio.run(
-            run_scenario(scn, mic, warmup, classes, ear=ear, sentences=sentences[(scn.answer, scn.answer_speed)])
+            run_scenario(
+                scn, mic, warmup, classes, ear=ear, sentences=sentences[(scn.answer, scn.answer_speed)],
+                answer=answers[(scn.answer, scn.answer_speed)],
+            )  # fmt: skip
         )
         res = scn.describe()
         if scn.should_stop:
