@@ -177,3 +177,63 @@ def test_plot_without_matplotlib_names_the_package():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "matplotlib" in proc.stderr and proc.stdout == ""
+
+async def test_the_speaker_gives_the_filters_records_the_audio_it_plays():
+    """The acoustic echo check compares the microphone with what the bot played: the
+    bench's speaker must hand its records the answer's samples, in order, on the
+    clock they play on."""
+    import numpy as np
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from bench.audio import _build_classes
+    from bench.audio_io import SAMPLE_RATE, to_pcm
+    from pipecat_softack.bot_speech import BotSpeechRecord
+
+    SyncTimeline, _, _, BotSpeaker = _build_classes()
+    answer = (np.arange(int(0.4 * SAMPLE_RATE)) % 1000).astype(np.float32)  # every sample tells its place
+    tl = SyncTimeline()
+    speaker = BotSpeaker(tl, "ours-filter", 0.05, 0.4, audio=to_pcm(answer))
+    record = BotSpeechRecord()
+    speaker.records.append(record)
+    tl.start()
+    await run_test(speaker, frames_to_send=[SleepFrame(sleep=0.8)], expected_down_frames=None)
+    chunks = list(record.audio._chunks)
+    assert len(chunks) == 10  # 0.4 s in 40 ms chunks
+    got, rate = record.audio.window(chunks[0].start, chunks[-1].end)
+    assert rate == SAMPLE_RATE
+    np.testing.assert_array_equal(got, answer)
+
+
+async def test_the_tee_gives_the_filter_branches_the_microphone_audio():
+    from pipecat.frames.frames import InputAudioRawFrame, InterimTranscriptionFrame, VADUserStartedSpeakingFrame
+    from pipecat.processors.frame_processor import FrameDirection
+
+    from bench.audio import _build_classes
+
+    _, _, Tee, _ = _build_classes()
+
+    class Worker:
+        def __init__(self):
+            self.frames = []
+
+        async def queue_frame(self, frame):
+            self.frames.append(type(frame).__name__)
+
+    tee = Tee()
+    peer, filter_branch, own_vad = Worker(), Worker(), Worker()
+    tee.targets = [(peer, False, False), (filter_branch, False, True), (own_vad, True, True)]
+    tee.push_frame = _noop
+    frames = [
+        InputAudioRawFrame(audio=b"\x00\x00" * 320, sample_rate=16000, num_channels=1),
+        VADUserStartedSpeakingFrame(),
+        InterimTranscriptionFrame(text="yeah", user_id="", timestamp=""),
+    ]
+    for f in frames:
+        await tee.process_frame(f, FrameDirection.DOWNSTREAM)
+    assert peer.frames == ["VADUserStartedSpeakingFrame", "InterimTranscriptionFrame"]
+    assert filter_branch.frames == ["InputAudioRawFrame", "VADUserStartedSpeakingFrame", "InterimTranscriptionFrame"]
+    assert own_vad.frames == ["InputAudioRawFrame", "InterimTranscriptionFrame"]
+
+
+async def _noop(*_args, **_kwargs):
+    pass
