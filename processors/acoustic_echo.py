@@ -56,6 +56,8 @@ MIN_FRAMES = 20
 ACTIVE_ABOVE_FLOOR = 10 ** (3 / 10)
 """Frames less than 3 dB above the window's floor (its 10th percentile of frame
 energy: the noise between words, or before an echo burst) count as quiet (ignored)."""
+SILENCE_BELOW_PEAK = 10 ** (-60 / 10)
+"""Frames more than 60 dB below the window's loudest are silence, whatever the floor."""
 KEEP_SECS = 10.0
 """Audio (s) each history keeps."""
 JITTER_SECS = 0.03
@@ -218,7 +220,10 @@ def echo_correlation(heard: AudioHistory, played: AudioHistory, start: float, en
     # Only the frames with sound in them: the quiet ones before an echo burst starts
     # (or between words) follow nothing and would dilute a real echo's correlation.
     energy = (m * m).sum(axis=1)
-    active = energy >= np.percentile(energy, 10) * ACTIVE_ABOVE_FLOOR
+    # The floor is never taken below 60 dB under the loudest frame: digital silence
+    # (a floor of 0) would otherwise count every frame as sound.
+    floor = max(float(np.percentile(energy, 10)), float(energy.max()) * SILENCE_BELOW_PEAK)
+    active = energy > floor * ACTIVE_ABOVE_FLOOR
     if active.sum() < MIN_FRAMES:
         return None
     m = m[active]

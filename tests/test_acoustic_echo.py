@@ -80,6 +80,18 @@ def test_the_played_audio_coming_back_sounds_like_echo(delay, erl_db):
     assert c is not None and c >= MIN_CORRELATION, c
 
 
+def test_an_echo_burst_out_of_digital_silence_sounds_like_echo():
+    """A clean line (a bench, a virtual sound card) is exact zeros between bursts: the
+    silent frames before the burst must not count as heard sound that follows nothing."""
+    bot = bot_speech()
+    at, d, n = 2 * SR, int(0.06 * SR), int(1.2 * SR)
+    mic = np.zeros(int(0.5 * SR) + n, np.float32)
+    mic[int(0.5 * SR) :] = bot[at - d : at - d + n] * db(-18)
+    heard, played, start = histories(mic, bot, at - int(0.5 * SR))
+    c = echo_correlation(heard, played, start, start + len(mic) / SR)
+    assert c is not None and c >= MIN_CORRELATION, c
+
+
 @pytest.mark.parametrize("name", USER_CLIPS)
 @pytest.mark.parametrize("echo_db", [None, -12])
 def test_the_users_voice_alone_or_over_a_quieter_echo_is_not_echo(name, echo_db):
