@@ -1,4 +1,4 @@
-"""Subcommand dispatcher: ``python -m bench {text,stt,audio,cost,results} ...``.
+"""Subcommand dispatcher: ``python -m bench {text,stt,audio,cost,results,...} ...``.
 
 Each subcommand lives in ``bench.<name>`` and is imported only when chosen,
 so a missing or broken benchmark never stops the others. Its ``main(argv)``
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "cost": "cost/latency estimate",
     "results": "regenerate the README's Results section from all of them",
     "aec": "echo scenarios with and without acoustic echo cancellation (false interrupts, ERLE)",
+    "echo_check": "the acoustic echo check's correlation on the audio bench's echo and user sounds",
     "load": "N sessions at once in one event loop: filter vs IdentityFilter",
     "soak": "a simulated hour on a virtual clock: memory over time, decision counts",
     "fuzz": "hostile-input timings and 100,000 generated frame sequences against the property",

@@ -28,6 +28,15 @@ user's voice in it. Reverberation smears the echo's envelope (a synthetic room o
 catches little and the text rule is left to do the rest. It fails towards
 interrupting, never towards dropping the user: a linear echo path (a virtual sound
 card, a phone's earpiece, a bench) is what it is for.
+
+On the audio bench's own microphone tracks (``python -m bench echo_check``, seed
+20260521; checked after the threshold was chosen, nothing tuned on it): the user's
+sounds alone, at most 0.79 (160 scenarios); the bench's 25 echo bursts (6-30 dB echo
+return loss over its noise bed), median 0.92, 13 at 0.9 or more, 6 with too little
+sound above the noise to score; the same bursts after WebRTC AEC3, median 0.21 (the
+canceller's residual no longer follows the played audio: that is the text rule's
+job); through a synthetic room of RT60 0.3 s or 0.6 s, median 0.82 or 0.76, none at
+0.9.
 """
 
 from __future__ import annotations
