@@ -23,7 +23,9 @@ at 12 dB echo return loss, delayed 40-120 ms, correlates 0.96 (median; 86% of cl
 0.9 or more; at 18 dB, 0.95 and 73%); the user's speech alone, 0.37 (at most 0.86); the
 user with the echo 6 dB below, at most 0.88; the user with the echo as loud as the
 speech, 0.70 (at most 0.89). ``MIN_CORRELATION`` = 0.9 sits above every case with the
-user's voice in it. Reverberation smears the echo's envelope (a synthetic room of RT60
+user's voice in it, by little for the loudest echo, so an utterance holding a command
+keyword (where a wrong drop costs the user's "stop") needs halfway from it to 1, 0.95
+(the filter's rule; chosen by that reasoning, not fitted). Reverberation smears the echo's envelope (a synthetic room of RT60
 0.2 s: 12% of clips at 0.9 or more; 0.4 s: 3%), so in a reverberant room the check
 catches little and the text rule is left to do the rest. It fails towards
 interrupting, never towards dropping the user: a linear echo path (a virtual sound
@@ -52,6 +54,9 @@ HOP_SECS = 0.01
 two frames of a coarser hop costs the correlation more than a tenth."""
 BAND_EDGES_HZ = tuple(float(f) for f in np.geomspace(100.0, 8000.0, 17))
 """16 log-spaced bands over the speech range."""
+BIN_HZ = 31.25
+"""FFT bin spacing (Hz) at every sample rate (a 512-point FFT at 16 kHz), so each band
+holds the same bins in a 16 kHz microphone stream and a 24 or 48 kHz played one."""
 MIN_CORRELATION = 0.9
 """Correlation at or above which the heard audio is the bot's echo (module docstring)."""
 MAX_DELAY_SECS = 0.6
@@ -164,9 +169,22 @@ class AudioHistory:
             self._kept_secs -= chunks.popleft().secs
 
     def window(self, t0: float, t1: float) -> tuple[np.ndarray, int] | None:
-        """The audio from ``t0`` to ``t1`` (silence where nothing was recorded), at the
-        newest chunk's rate, or None if no chunk of that rate overlaps the window."""
-        if not self._chunks or t1 <= t0:
+        """The audio from ``t0`` to ``t1`` (``time.monotonic()`` seconds).
+
+        Returns:
+            ``(samples, rate)``: mono float32 at 16-bit scale, ``round((t1 - t0) *
+            rate)`` of them, silence where nothing was recorded, at the newest
+            chunk's rate; or None if nothing of that rate overlaps the window.
+
+        Raises:
+            ValueError: ``t0``/``t1`` not finite, ``t1`` not after ``t0``, or a span
+                longer than the history keeps.
+        """
+        if not (np.isfinite(t0) and np.isfinite(t1) and t0 < t1):
+            raise ValueError(f"window needs finite t0 < t1 (monotonic seconds), got {t0!r}, {t1!r}")
+        if t1 - t0 > self._keep_secs + MAX_BACKLOG_SECS:
+            raise ValueError(f"a window of {t1 - t0:g} s is longer than the {self._keep_secs:g} s kept")
+        if not self._chunks:
             return None
         rate = self._chunks[-1].rate
         out = np.zeros(int(round((t1 - t0) * rate)), np.float32)
@@ -190,16 +208,20 @@ class AudioHistory:
 
 
 def band_envelope(samples: np.ndarray, sample_rate: int, top_hz: float) -> np.ndarray:
-    """Envelope of ``samples``: shape ``(frames, bands)``, one row per ``HOP_SECS``
-    (frames of ``FRAME_SECS``), the root of the power in each band of
-    ``BAND_EDGES_HZ`` below ``top_hz``."""
+    """Envelope of ``samples`` (mono, any scale) at ``sample_rate`` Hz.
+
+    Returns:
+        Shape ``(frames, bands)``: one row per ``HOP_SECS`` (Hann frames of
+        ``FRAME_SECS``), the root of the power in each band of ``BAND_EDGES_HZ``
+        that ends at or below ``top_hz``; ``(0, 0)`` for less than one frame.
+    """
     hop = int(round(sample_rate * HOP_SECS))
     size = int(round(sample_rate * FRAME_SECS))
     if len(samples) < size:
         return np.zeros((0, 0))
     frames = np.lib.stride_tricks.sliding_window_view(samples, size)[::hop]
     n = len(frames)
-    nfft = 1 << max(size - 1, 1).bit_length()
+    nfft = max(size, int(round(sample_rate / BIN_HZ)))
     frames = frames * np.hanning(size).astype(np.float32)
     power = np.abs(np.fft.rfft(frames, nfft, axis=1)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
@@ -211,10 +233,16 @@ def band_envelope(samples: np.ndarray, sample_rate: int, top_hz: float) -> np.nd
 def echo_correlation(heard: AudioHistory, played: AudioHistory, start: float, end: float) -> float | None:
     """How well the played audio explains what was heard from ``start`` to ``end``
     (``time.monotonic()`` seconds): the best Pearson correlation of their envelopes
-    over the delays of ``-MAX_LEAD_SECS`` to ``MAX_DELAY_SECS``, in [-1, 1].
+    (:func:`band_envelope`, over the heard frames with sound) over the delays of
+    ``-MAX_LEAD_SECS`` to ``MAX_DELAY_SECS``, in [-1, 1]. The two streams may have
+    different rates; bands above the lower Nyquist frequency are left out.
 
-    Returns None when there is nothing to compare: under ``MIN_FRAMES`` frames heard,
-    silence heard, or nothing played in the window (the bot was quiet).
+    Returns None when there is nothing to compare: under ``MIN_FRAMES`` frames with
+    sound heard, or nothing played in the window (the bot was quiet).
+
+    Raises:
+        ValueError: a window :meth:`AudioHistory.window` refuses (not finite, empty,
+            or longer than a history keeps).
     """
     mic = heard.window(start, end)
     bot = played.window(start - MAX_DELAY_SECS, end + MAX_LEAD_SECS)

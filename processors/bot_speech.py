@@ -55,20 +55,23 @@ class BotSpeechRecord:
             age (the context of a bot that has been quiet a while).
         max_entries: Bound on the entries kept (default 64), so a long session uses
             constant memory.
+        keep_audio: Keep the played audio too (default True; the acoustic echo check
+            reads it). False leaves :attr:`audio` None.
 
     Raises:
         ValueError: ``keep_secs`` not positive or ``max_entries`` below 1.
     """
 
-    def __init__(self, *, keep_secs: float = 30.0, max_entries: int = 64):
+    def __init__(self, *, keep_secs: float = 30.0, max_entries: int = 64, keep_audio: bool = True):
         if not keep_secs > 0:
             raise ValueError(f"keep_secs must be a positive number of seconds, got {keep_secs!r}")
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
         self._keep_secs = keep_secs
         self._spoken: deque[Spoken] = deque(maxlen=max_entries)
-        self.audio = AudioHistory()
-        """The played audio, each frame as ending when the transport pushed it on."""
+        self.audio = AudioHistory() if keep_audio else None
+        """The played audio, each frame as ending when the transport pushed it on
+        (None with ``keep_audio=False``)."""
 
         self._watched: list[FrameProcessor] = []
 
@@ -93,7 +96,7 @@ class BotSpeechRecord:
     async def _on_pushed(self, _processor: FrameProcessor, frame: Frame):
         if isinstance(frame, TTSTextFrame):
             self.add(frame.text)
-        elif isinstance(frame, OutputAudioRawFrame):
+        elif self.audio is not None and isinstance(frame, OutputAudioRawFrame):
             self.audio.add(frame.audio, frame.sample_rate, frame.num_channels)
 
     def add(self, text: str, t: float | None = None):
@@ -138,5 +141,6 @@ class BotSpeechRecord:
     def clear(self):
         """Forget everything played (a new session)."""
         self._spoken.clear()
-        self.audio.clear()
+        if self.audio is not None:
+            self.audio.clear()
 

@@ -115,9 +115,11 @@ BOT_SPEAKING_STALE_SECS = 3.5
 
 # Seconds of microphone audio before the speech start that the acoustic echo check
 # reads (Silero's start_secs and its 32 ms windows: the VAD start comes that late), and
-# the most it reads from there (an echo burst shows in its first seconds).
+# the most it reads from there (an echo burst shows in its first seconds); and the new
+# audio after which a held utterance is correlated again (each interim asks).
 ECHO_PREROLL_SECS = 0.3
 ECHO_CHECK_MAX_SECS = 3.0
+ECHO_RECHECK_SECS = 0.25
 
 DecisionKind = Literal["backchannel", "interruption", "noise", "echo", "discarded"]
 _EVENTS = {
@@ -282,7 +284,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
       some delay up to 0.6 s (envelope correlation at least ``echo_min_correlation``,
       from ``ECHO_PREROLL_SECS`` before its speech start; rule and figures in
       :mod:`pipecat_softack.acoustic_echo`), is echo whatever words the STT made of
-      it ("i but per", a misheard "hold on"), command keywords included.
+      it ("i but per", a misheard "hold on"); with a command keyword in it, only at
+      halfway from that threshold to 1.
     - ``EndFrame`` decides a held utterance (soft-acks are reported, noise dropped);
       ``CancelFrame`` discards it with a log line. No timer outlives either.
     - Placement, found at setup (:mod:`pipecat_softack.placement`): with the VAD
@@ -342,7 +345,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
         echo_min_correlation: Envelope correlation (0..1] of the heard with the played
             audio at or above which a held utterance is echo (default 0.9, from
             measurements on the tuned clips: :mod:`pipecat_softack.acoustic_echo`);
-            None turns the acoustic check off (the text rule stays).
+            one holding a command keyword needs halfway from it to 1 (0.95). None
+            turns the acoustic check off (the text rule stays) and the default
+            record then keeps no audio.
         bot_speech: The record of played bot speech to read; by default the filter
             makes one and attaches it at setup to the first output transport after it
             (pass your own, fed by ``watch``/``add``, for any other source).
@@ -408,7 +413,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 f"echo_window_secs= must be a number of seconds >= 0, got {echo_window_secs!r}"
             )
         correlation_ok = echo_min_correlation is None or (
-            isinstance(echo_min_correlation, (int, float)) and 0 < echo_min_correlation <= 1
+            isinstance(echo_min_correlation, (int, float))
+            and not isinstance(echo_min_correlation, bool)
+            and 0 < echo_min_correlation <= 1
         )
         if not correlation_ok:
             raise SoftAckConfigError(
@@ -430,13 +437,16 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._echo_rejection = echo_rejection
         self._echo_window = float(echo_window_secs)
         self._echo_min_correlation = echo_min_correlation
-        # What the microphone heard while the bot spoke (the acoustic echo check).
+        self._listening_for_echo = echo_rejection and echo_min_correlation is not None
+        # What the microphone heard while the bot spoke (the acoustic echo check),
+        # and the last correlation computed: (utterance start, window end bucket, value).
         self._heard_audio = AudioHistory()
+        self._correlation_memo: tuple[float, int, float | None] | None = None
         # The last echo residue, keyed by (text, bot words): _judge and _is_echo ask
         # for it on the same evaluation, and its fuzzy match is the costly part.
         self._residue_memo: tuple[tuple, list[str]] = ((), [])
         self._own_bot_speech = bot_speech is None  # ours to add to the worker at setup
-        self._bot_speech = bot_speech or BotSpeechRecord()
+        self._bot_speech = bot_speech or BotSpeechRecord(keep_audio=self._listening_for_echo)
         self._transcript_timeout = settings.transcript_timeout_secs
         # P99 seconds from the end of speech to the STT's final transcript, from its
         # STTMetadataFrame (0 until one arrives).
@@ -580,14 +590,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if not gated and not isinstance(frame, _STATEFUL):
             # The hot path (audio and every other frame): no state, no lock.
             await super().process_frame(frame, direction)
-            await self.push_frame(frame, direction)
-            if (
-                isinstance(frame, InputAudioRawFrame)
-                and self._bot_speaking
-                and self._echo_min_correlation is not None
-                and self._echo_rejection
-            ):
+            if self._listening_for_echo and self._bot_speaking and isinstance(frame, InputAudioRawFrame):
+                # Before the push: the arrival time is the capture time, not the
+                # next processor's.
                 self._heard_audio.add(frame.audio, frame.sample_rate, frame.num_channels)
+            await self.push_frame(frame, direction)
             if self._vad is not None and direction == FrameDirection.DOWNSTREAM:
                 # After the push, as VADProcessor does: audio is never delayed.
                 if isinstance(frame, StartFrame):
@@ -632,6 +639,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 if self._held:
                     await self._decide_end("pipeline ended", force=True)
                 await self._cancel_timer()
+                self._heard_audio.clear()
             elif isinstance(frame, CancelFrame):
                 if self._held:
                     logger.debug(
@@ -640,6 +648,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
                     )
                     self._held = None
                 await self._cancel_timer()
+                self._heard_audio.clear()
             elif isinstance(frame, STTMetadataFrame) and direction == FrameDirection.DOWNSTREAM:
                 # The STT feeding the filter (the latest one, after a ServiceSwitcher
                 # switch). Segmented STTs transcribe only after the VAD stop, and cloud
@@ -880,7 +889,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         every word, exactly for an utterance holding a command keyword)."""
         if not self._echo_rejection:
             return False
-        if self._sounds_like_echo(utterance):
+        if self._sounds_like_echo(utterance, by_command):
             return True
         heard = normalize(utterance.text)
         if by_command:
@@ -888,17 +897,30 @@ class SoftAckInterruptionFilter(FrameProcessor):
         # The same test as echo_explains(min_share=1.0), from the residue _judge made.
         return any(w != "?" for w in heard) and not any(w != "?" for w in self._echo_residue(utterance))
 
-    def _sounds_like_echo(self, utterance: _Utterance) -> bool:
+    def _sounds_like_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The microphone audio of the utterance follows the bot's played audio
-        (:func:`pipecat_softack.acoustic_echo.echo_correlation`)."""
-        if self._echo_min_correlation is None:
+        (:func:`pipecat_softack.acoustic_echo.echo_correlation`): at least
+        ``echo_min_correlation``, or halfway from it to 1 for an utterance holding a
+        command keyword (a dropped "stop" costs more than a false interrupt; the
+        user over an echo as loud as the speech reached 0.89 on the tuned clips)."""
+        if not self._listening_for_echo or self._bot_speech.audio is None:
             return False
         began = (utterance.speech_started_at or utterance.started_at) - ECHO_PREROLL_SECS
         end = min(utterance.stopped_at or time.monotonic(), began + ECHO_CHECK_MAX_SECS)
-        correlation = echo_correlation(self._heard_audio, self._bot_speech.audio, began, end)
+        if end <= began:
+            return False
+        # Interims come every 100 ms or so and each asks again: one correlation per
+        # ECHO_RECHECK_SECS of new audio (a few ms of FFTs each on the event loop).
+        key = (utterance.started_at, int(end / ECHO_RECHECK_SECS))
+        if self._correlation_memo is not None and self._correlation_memo[:2] == key:
+            correlation = self._correlation_memo[2]
+        else:
+            correlation = echo_correlation(self._heard_audio, self._bot_speech.audio, began, end)
+            self._correlation_memo = (*key, correlation)
         if correlation is None:
             return False
-        if correlation >= self._echo_min_correlation:
+        threshold = (1 + self._echo_min_correlation) / 2 if by_command else self._echo_min_correlation
+        if correlation >= threshold:
             logger.debug(f"{self}: [{utterance.text}] sounds like the bot (correlation {correlation:.2f})")
             return True
         return False

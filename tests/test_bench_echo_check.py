@@ -1,6 +1,6 @@
 """CI slice of ``python -m bench echo_check`` (the acoustic echo check's correlations on
-the audio bench's microphone tracks): the report's shape and counts. The figures are
-measured by the full run, not asserted here."""
+the audio bench's microphone tracks): the report's shape and counts, and that
+something was scored. The figures are measured by the full run, not asserted here."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def test_every_row_scores_the_first_scenarios_of_its_kind():
         if scored:
             lo, mid, hi = r["quartiles"]
             assert -1 <= lo <= mid <= hi <= r["max"] <= 1, name
+    # Something was compared: the user's sounds and the bench's linear echo score.
+    assert rows["user backchannel alone"]["n"] > rows["user backchannel alone"]["none"]
+    assert rows["echo burst, linear path"]["n"] > rows["echo burst, linear path"]["none"]
 
 
 def test_bad_limit_is_refused():
