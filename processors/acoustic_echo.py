@@ -72,8 +72,11 @@ ACTIVE_ABOVE_FLOOR = 10 ** (3 / 10)
 energy: the noise between words, or before an echo burst) count as quiet (ignored)."""
 SILENCE_BELOW_PEAK = 10 ** (-60 / 10)
 """Frames more than 60 dB below the window's loudest are silence, whatever the floor."""
-KEEP_SECS = 10.0
-"""Audio (s) each history keeps."""
+KEEP_SECS = 6.0
+"""Audio (s) each history keeps: the filter's check reads from 0.9 s before a speech
+start (its 0.3 s pre-roll and the 0.6 s delay) and may run up to about 5 s after it
+(``max_hold_secs`` 3 s plus the transcript timeout), and no more: at 16 kHz mono
+192 KB per stream per session, at 24 kHz 288 KB."""
 JITTER_SECS = 0.03
 """A chunk that arrives up to this much after the previous one ended, or any time
 before, is laid right after it: arrival times jitter, sample streams do not."""
@@ -111,10 +114,10 @@ class AudioHistory:
     Bounded both ways: chunks that ended more than ``keep_secs`` ago are dropped, and
     so is the oldest audio once more than ``keep_secs`` of it is kept (a stream fed
     faster than real time: a test, a backlog). At most about ``keep_secs`` x rate x
-    channels x 2 bytes of audio (10 s of 16 kHz mono: 320 KB).
+    channels x 2 bytes of audio (6 s of 16 kHz mono: 192 KB).
 
     Args:
-        keep_secs: Seconds of audio to keep (default ``KEEP_SECS``, 10.0).
+        keep_secs: Seconds of audio to keep (default ``KEEP_SECS``, 6.0).
 
     Raises:
         ValueError: ``keep_secs`` not a positive number.
