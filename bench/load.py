@@ -97,7 +97,7 @@ SEARCH_PRECISION = 0.05
 
 SAMPLE_RATE = 16000
 AUDIO_SECS = 0.02
-_AUDIO = b"\x00\x00" * int(SAMPLE_RATE * AUDIO_SECS)  # shared: frames are never mutated
+_AUDIO = bytearray(2 * int(SAMPLE_RATE * AUDIO_SECS))  # copied per frame, as a transport's are
 EVERY = 0.2  # UserSpeakingFrame, InterimTranscriptionFrame and BotSpeakingFrame period
 FINAL_DELAY = 0.15
 USER_ID, TIMESTAMP = "load-user", "2026-01-01T00:00:00.000Z"
@@ -171,7 +171,9 @@ class CallStream:
         for when, frame in self._events():
             while tick * AUDIO_SECS <= when:
                 self.stats["audio"] += 1
-                yield tick * AUDIO_SECS, InputAudioRawFrame(_AUDIO, SAMPLE_RATE, 1)
+                # A bytes object of its own: what a processor keeps of the audio
+                # (the filter's echo check) counts in the memory figure.
+                yield tick * AUDIO_SECS, InputAudioRawFrame(bytes(_AUDIO), SAMPLE_RATE, 1)
                 tick += 1
             yield when, frame
 

@@ -116,17 +116,28 @@ class AudioHistory:
     faster than real time: a test, a backlog). At most about ``keep_secs`` x rate x
     channels x 2 bytes of audio (6 s of 16 kHz mono: 192 KB).
 
+    :meth:`pin` keeps more for a while: everything since a given time, up to
+    ``max_keep_secs``.
+
     Args:
         keep_secs: Seconds of audio to keep (default ``KEEP_SECS``, 6.0).
+        max_keep_secs: The most kept while pinned (default: ``keep_secs``).
 
     Raises:
-        ValueError: ``keep_secs`` not a positive number.
+        ValueError: ``keep_secs`` or ``max_keep_secs`` not a positive number, or
+            ``max_keep_secs`` below ``keep_secs``.
     """
 
-    def __init__(self, *, keep_secs: float = KEEP_SECS):
-        if not isinstance(keep_secs, (int, float)) or not 0 < keep_secs < float("inf"):
-            raise ValueError(f"keep_secs must be a positive number of seconds, got {keep_secs!r}")
+    def __init__(self, *, keep_secs: float = KEEP_SECS, max_keep_secs: float | None = None):
+        max_keep_secs = keep_secs if max_keep_secs is None else max_keep_secs
+        for name, value in (("keep_secs", keep_secs), ("max_keep_secs", max_keep_secs)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if max_keep_secs < keep_secs:
+            raise ValueError(f"max_keep_secs ({max_keep_secs!r}) must be at least keep_secs ({keep_secs!r})")
         self._keep_secs = float(keep_secs)
+        self._max_keep_secs = float(max_keep_secs)
+        self._pinned_from: float | None = None
         self._chunks: deque[_Chunk] = deque()
         self._kept_secs = 0.0
 
@@ -165,10 +176,11 @@ class AudioHistory:
         chunk.start = start
         self._chunks.append(chunk)
         self._kept_secs += chunk.secs
+        keep = self._keep_secs
+        if self._pinned_from is not None:
+            keep = min(max(keep, now - self._pinned_from), self._max_keep_secs)
         chunks = self._chunks
-        while chunks and (
-            chunks[0].end < now - self._keep_secs or self._kept_secs - chunks[0].secs >= self._keep_secs
-        ):
+        while chunks and (chunks[0].end < now - keep or self._kept_secs - chunks[0].secs >= keep):
             self._kept_secs -= chunks.popleft().secs
 
     def window(self, t0: float, t1: float) -> tuple[np.ndarray, int] | None:
@@ -204,10 +216,17 @@ class AudioHistory:
                 found = True
         return (out, rate) if found else None
 
+    def pin(self, since: float | None):
+        """Keep everything from ``since`` (``time.monotonic()`` seconds) on, up to
+        ``max_keep_secs``, until unpinned (``None``): a held utterance's audio is kept
+        until it is decided, and only then."""
+        self._pinned_from = since
+
     def clear(self):
-        """Forget everything recorded."""
+        """Forget everything recorded (and unpin)."""
         self._chunks.clear()
         self._kept_secs = 0.0
+        self._pinned_from = None
 
 
 def band_envelope(samples: np.ndarray, sample_rate: int, top_hz: float) -> np.ndarray:

@@ -53,7 +53,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.time import time_now_iso8601
 
-from pipecat_softack.acoustic_echo import MIN_CORRELATION, AudioHistory, echo_correlation
+from pipecat_softack.acoustic_echo import KEEP_SECS, MIN_CORRELATION, AudioHistory, echo_correlation
 from pipecat_softack.bot_speech import BotSpeechRecord
 from pipecat_softack.classifier import BackchannelClassifier, Verdict, normalize
 from pipecat_softack.config import (
@@ -120,6 +120,9 @@ BOT_SPEAKING_STALE_SECS = 3.5
 ECHO_PREROLL_SECS = 0.3
 ECHO_CHECK_MAX_SECS = 3.0
 ECHO_RECHECK_SECS = 0.25
+# Microphone audio kept while nothing is held (the pre-roll and the VAD's lag behind
+# the audio); from a hold's start on, all of it until the hold is decided.
+HEARD_KEEP_SECS = 1.0
 
 DecisionKind = Literal["backchannel", "interruption", "noise", "echo", "discarded"]
 _EVENTS = {
@@ -140,7 +143,8 @@ class SoftAckDecision:
         kind: ``"backchannel"`` (dropped, reported as ``UserBackchannelFrame``),
             ``"interruption"`` (held frames released in order), ``"noise"`` (voice
             activity with no words, dropped), ``"echo"`` (words the bot's own recent
-            speech explains, dropped; see :mod:`pipecat_softack.echo`) or
+            speech explains, or sound that follows the audio it played, dropped; see
+            :mod:`pipecat_softack.echo` and :mod:`pipecat_softack.acoustic_echo`) or
             ``"discarded"`` (said during
             uninterruptible speech with ``user_speech_during_uninterruptible=
             "discard"``, dropped).
@@ -440,7 +444,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._listening_for_echo = echo_rejection and echo_min_correlation is not None
         # What the microphone heard while the bot spoke (the acoustic echo check),
         # and the last correlation computed: (utterance start, window end bucket, value).
-        self._heard_audio = AudioHistory()
+        self._heard_audio = AudioHistory(keep_secs=HEARD_KEEP_SECS, max_keep_secs=KEEP_SECS)
         self._correlation_memo: tuple[float, int, float | None] | None = None
         # The last echo residue, keyed by (text, bot words): _judge and _is_echo ask
         # for it on the same evaluation, and its fuzzy match is the costly part.
@@ -730,6 +734,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
                 await self.push_frame(frame)
                 return
             self._held = _Utterance()
+            self._heard_audio.pin(self._held.started_at - HEARD_KEEP_SECS)
             self._passing = False
             await self._arm_timer()
             created = True
@@ -991,6 +996,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _take(self, kind: DecisionKind, reason: str) -> _Utterance:
         """Detach the held utterance, log the decision and fire its event."""
         utterance, self._held = self._held, None
+        self._heard_audio.pin(None)
         # Cancel without waiting for the timer to finish: an await here, before the
         # held frames are pushed, is where an interruption passing through could
         # cancel this task and lose them.

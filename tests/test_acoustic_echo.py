@@ -172,6 +172,31 @@ def test_audio_fed_faster_than_real_time_keeps_only_the_newest_keep_secs():
     np.testing.assert_array_equal(newest, np.frombuffer(pcm(x[-CHUNK:]), "<i2").astype(np.float32))
 
 
+def test_a_pinned_history_keeps_everything_since_the_pin_up_to_its_most():
+    h = AudioHistory(keep_secs=1.0, max_keep_secs=3.0)
+    chunk = pcm(np.full(CHUNK, 0.5, np.float32))
+
+    def feed(t0: float, t1: float):
+        t = t0
+        while t < t1 - 1e-9:
+            t += CHUNK / SR
+            h.add(chunk, SR, t=t)
+
+    def kept() -> float:
+        return sum(c.secs for c in h._chunks)
+
+    feed(0.0, 5.0)
+    assert kept() == pytest.approx(1.0, abs=0.021)
+    h.pin(4.5)  # a hold opened at 5.5 s, 1 s before
+    feed(5.0, 7.0)
+    assert h._chunks[0].start <= 4.5 + 1e-9 and kept() == pytest.approx(2.5, abs=0.021)
+    feed(7.0, 9.0)  # a hold longer than max_keep_secs: bounded all the same
+    assert kept() == pytest.approx(3.0, abs=0.021)
+    h.pin(None)
+    feed(9.0, 9.02)
+    assert kept() == pytest.approx(1.0, abs=0.021)
+
+
 def test_stereo_is_averaged_to_mono():
     left, right = np.full(CHUNK, 0.25, np.float32), np.full(CHUNK, 0.75, np.float32)
     h = AudioHistory()
@@ -199,6 +224,8 @@ def test_bad_audio_is_named(kwargs, match):
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="keep_secs"):
         AudioHistory(keep_secs=0)
+    with pytest.raises(ValueError, match="max_keep_secs"):
+        AudioHistory(keep_secs=2, max_keep_secs=1)
     for bad in (1.5, 0, True, "0.9"):
         with pytest.raises(SoftAckConfigError, match="echo_min_correlation"):
             recording_filter(echo_min_correlation=bad)
@@ -303,6 +330,17 @@ async def test_a_misheard_echo_burst_never_interrupts_even_as_a_command(run_room
     # The control: the acoustic check off, the same words interrupt.
     f, down = await run_room(mic, played, "but hold on", echo_min_correlation=None)
     assert [d.kind for d in f.decisions] == ["interruption"]
+
+
+async def test_the_microphone_audio_of_a_hold_is_kept_until_it_is_decided(run_room, monkeypatch):
+    pins = []
+    real_pin = AudioHistory.pin
+    monkeypatch.setattr(AudioHistory, "pin", lambda self, since: (pins.append(since), real_pin(self, since)))
+    played = bot_speech()[: 2 * SR]
+    f, _ = await run_room(noise(2 * SR), played, "give yourself")
+    assert [d.kind for d in f.decisions] == ["interruption"]
+    # Pinned from a second before the hold opened, unpinned when it was decided.
+    assert len(pins) == 2 and isinstance(pins[0], float) and pins[1] is None
 
 
 async def test_the_user_saying_stop_over_a_quieter_echo_interrupts(run_room):
