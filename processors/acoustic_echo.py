@@ -73,10 +73,11 @@ energy: the noise between words, or before an echo burst) count as quiet (ignore
 SILENCE_BELOW_PEAK = 10 ** (-60 / 10)
 """Frames more than 60 dB below the window's loudest are silence, whatever the floor."""
 KEEP_SECS = 6.0
-"""Audio (s) each history keeps: the filter's check reads from 0.9 s before a speech
-start (its 0.3 s pre-roll and the 0.6 s delay) and may run up to about 5 s after it
-(``max_hold_secs`` 3 s plus the transcript timeout), and no more: at 16 kHz mono
-192 KB per stream per session, at 24 kHz 288 KB."""
+"""Audio (s) a history keeps by default (the played audio: 288 KB per session at
+24 kHz): the filter's check reads from 0.9 s before a speech start (its 0.3 s
+pre-roll and the 0.6 s delay) and may run up to about 5 s after it (``max_hold_secs``
+3 s plus the transcript timeout). The filter's microphone history keeps 1 s, and
+while it holds an utterance everything since 1 s before the hold, up to this."""
 JITTER_SECS = 0.03
 """A chunk that arrives up to this much after the previous one ended, or any time
 before, is laid right after it: arrival times jitter, sample streams do not."""
