@@ -100,6 +100,10 @@ def build_pipeline(
     async def on_interruption(_filter, decision):
         logger.info(f"Interruption: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
 
+    @softack.event_handler("on_echo_dropped")
+    async def on_echo(_filter, decision):
+        logger.info(f"Echo dropped: {decision.text!r} ({decision.reason}, {decision.held_secs:.2f}s)")
+
     prompt = f"{SYSTEM_PROMPT} {agent.system_hint}".strip()
     context = LLMContext()
     # Smart Turn's default waits up to 3 s when it judges a turn incomplete, which it

@@ -282,9 +282,9 @@ class SoftAckInterruptionFilter(FrameProcessor):
       with a command keyword or a question mark in the utterance, nor when it opens
       with the user's own words, as "yes, the blue one" does).
     - Acoustic echo check (``echo_min_correlation``, with ``echo_rejection``): the
-      filter keeps the last seconds of microphone audio (the ``InputAudioRawFrame`` s
-      it passes while the bot speaks) and the record keeps the audio the output
-      transport played. A held utterance whose sound follows the played sound, at
+      filter keeps the last second of microphone audio (the ``InputAudioRawFrame`` s
+      it passes while the bot speaks), and a held utterance's until it is decided;
+      the record keeps the last 6 s of the audio the output transport played. A held utterance whose sound follows the played sound, at
       some delay up to 0.6 s (envelope correlation at least ``echo_min_correlation``,
       from ``ECHO_PREROLL_SECS`` before its speech start; rule and figures in
       :mod:`pipecat_softack.acoustic_echo`), is echo whatever words the STT made of
