@@ -26,7 +26,7 @@ from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat_softack import SoftAckInterruptionFilter
 
 MESSAGE_TYPE = "softack-decision"
-EVENTS = ("on_backchannel", "on_interruption_released", "on_noise_dropped", "on_speech_discarded")
+EVENTS = ("on_backchannel", "on_interruption_released", "on_noise_dropped", "on_echo_dropped", "on_speech_discarded")
 
 
 def decision_message(decision: Any) -> dict[str, Any]:

@@ -46,3 +46,15 @@ async def test_interruption_decision_is_pushed_as_a_server_message():
     down, _ = await run_test(softack, frames_to_send=sent)
     messages = [f.data for f in down if isinstance(f, RTVIServerMessageFrame)]
     assert [(m["kind"], m["text"]) for m in messages] == [("interruption", "wait")]
+
+
+async def test_echo_decision_is_pushed_as_a_server_message():
+    from pipecat_softack.bot_speech import BotSpeechRecord
+
+    record = BotSpeechRecord()
+    softack = attach_decision_panel(SoftAckInterruptionFilter(bot_speech=record))
+    record.add("I'm pretty sure the price is twenty dollars, but let me check the other store.")
+    said = utterance("i'm", "i'm pretty", final_text="I'm pretty sure.")
+    down, _ = await run_test(softack, frames_to_send=paced(BotStartedSpeakingFrame(), *said, SleepFrame(sleep=0.1)))
+    messages = [f.data for f in down if isinstance(f, RTVIServerMessageFrame)]
+    assert [(m["kind"], m["text"]) for m in messages] == [("echo", "I'm pretty sure.")]

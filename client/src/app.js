@@ -173,6 +173,7 @@ const KIND_LABEL = {
   backchannel: "backchannel ignored",
   interruption: "interruption released",
   noise: "noise dropped",
+  echo: "echo dropped",
   discarded: "speech discarded",
 };
 
