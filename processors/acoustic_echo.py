@@ -198,8 +198,8 @@ class AudioHistory:
         """
         if not (np.isfinite(t0) and np.isfinite(t1) and t0 < t1):
             raise ValueError(f"window needs finite t0 < t1 (monotonic seconds), got {t0!r}, {t1!r}")
-        if t1 - t0 > self._keep_secs + MAX_BACKLOG_SECS:
-            raise ValueError(f"a window of {t1 - t0:g} s is longer than the {self._keep_secs:g} s kept")
+        if t1 - t0 > self._max_keep_secs + MAX_BACKLOG_SECS:
+            raise ValueError(f"a window of {t1 - t0:g} s is longer than the {self._max_keep_secs:g} s kept")
         if not self._chunks:
             return None
         rate = self._chunks[-1].rate

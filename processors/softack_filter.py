@@ -920,7 +920,12 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if self._correlation_memo is not None and self._correlation_memo[:2] == key:
             correlation = self._correlation_memo[2]
         else:
-            correlation = echo_correlation(self._heard_audio, self._bot_speech.audio, began, end)
+            try:
+                correlation = echo_correlation(self._heard_audio, self._bot_speech.audio, began, end)
+            except ValueError as e:
+                # A check that cannot run must not stall the hold: the text rule decides.
+                logger.warning(f"{self}: acoustic echo check skipped: {e}")
+                correlation = None
             self._correlation_memo = (*key, correlation)
         if correlation is None:
             return False

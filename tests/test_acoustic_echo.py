@@ -197,6 +197,17 @@ def test_a_pinned_history_keeps_everything_since_the_pin_up_to_its_most():
     assert kept() == pytest.approx(1.0, abs=0.021)
 
 
+def test_a_pinned_history_answers_windows_as_long_as_it_may_keep():
+    # The filter's microphone history keeps 1 s, and a hold's audio up to 6 s: a
+    # 3.3 s window over a long hold is a question it must answer, not refuse.
+    h = AudioHistory(keep_secs=1.0, max_keep_secs=6.0)
+    h.pin(0.0)
+    for i in range(200):
+        h.add(pcm(np.full(CHUNK, 0.5, np.float32)), SR, t=(i + 1) * CHUNK / SR)
+    got, _ = h.window(0.5, 3.8)
+    assert len(got) == int(round(3.3 * SR)) and got.min() > 0
+
+
 def test_stereo_is_averaged_to_mono():
     left, right = np.full(CHUNK, 0.25, np.float32), np.full(CHUNK, 0.75, np.float32)
     h = AudioHistory()
@@ -279,9 +290,10 @@ class Room(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-def room_frames(mic: np.ndarray, words: str) -> list:
-    """Bot speaking, then 2 s of the microphone: the VAD hears speech from 0.8 s to
-    1.8 s, the STT makes ``words`` of it (an interim at 1.5 s, then the final)."""
+def room_frames(mic: np.ndarray, words: str, stop_chunk: int = 90) -> list:
+    """Bot speaking, then the microphone: the VAD hears speech from 0.8 s to chunk
+    ``stop_chunk`` (1.8 s), the STT makes ``words`` of it (an interim at 1.5 s, then
+    the final)."""
     frames: list = [BotStartedSpeakingFrame(), SleepFrame(sleep=0.05)]
     for k in range(len(mic) // CHUNK):
         frames.append(InputAudioRawFrame(audio=pcm(mic[k * CHUNK : (k + 1) * CHUNK]), sample_rate=SR, num_channels=1))
@@ -290,7 +302,7 @@ def room_frames(mic: np.ndarray, words: str) -> list:
             frames.append(VADUserStartedSpeakingFrame())
         elif k == 75:
             frames.append(interim(words))
-        elif k == 90:
+        elif k == stop_chunk:
             frames.append(VADUserStoppedSpeakingFrame())
     return frames + [final(words), SleepFrame(sleep=0.3)]
 
@@ -307,11 +319,11 @@ def run_room(monkeypatch):
     for module in (acoustic_echo, bot_speech, softack_filter):
         monkeypatch.setattr(module, "time", types.SimpleNamespace(monotonic=clock.monotonic))
 
-    async def run(mic: np.ndarray, played: np.ndarray, words: str, **kwargs):
+    async def run(mic: np.ndarray, played: np.ndarray, words: str, stop_chunk: int = 90, **kwargs):
         record = BotSpeechRecord()
         f = recording_filter(bot_speech=record, **kwargs)
         pipeline = Pipeline([Room(record, played, clock), f])
-        down, _ = await run_test(pipeline, frames_to_send=room_frames(mic, words))
+        down, _ = await run_test(pipeline, frames_to_send=room_frames(mic, words, stop_chunk))
         return f, down
 
     return run
@@ -341,6 +353,18 @@ async def test_the_microphone_audio_of_a_hold_is_kept_until_it_is_decided(run_ro
     assert [d.kind for d in f.decisions] == ["interruption"]
     # Pinned from a second before the hold opened, unpinned when it was decided.
     assert len(pins) == 2 and isinstance(pins[0], float) and pins[1] is None
+
+
+async def test_a_long_echo_burst_is_checked_over_its_first_three_seconds(run_room):
+    """Speech from 0.8 s to 4.6 s, decided at its end: the check reads 3.3 s of
+    microphone audio, more than the filter keeps while nothing is held."""
+    played = bot_speech()[: 5 * SR]
+    d = int(0.08 * SR)
+    echo = np.concatenate([np.zeros(d, np.float32), played[:-d]]) * db(-12)
+    mic = np.where(np.arange(5 * SR) >= int(0.7 * SR), echo, 0) + noise(5 * SR)
+    f, down = await run_room(mic, played, "give yourself", stop_chunk=230)
+    assert [d.kind for d in f.decisions] == ["echo"]
+    assert not any(isinstance(x, (TranscriptionFrame, InterruptionFrame)) for x in down)
 
 
 async def test_the_user_saying_stop_over_a_quieter_echo_interrupts(run_room):
