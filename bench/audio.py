@@ -289,6 +289,7 @@ def _build_classes():
             await self.broadcast_frame(pc.BotStartedSpeakingFrame)
             n = int(round(self.secs / SPEAKER_CHUNK_SECS))
             pending = list(self.sentences)
+            chunk_bytes = 2 * int(round(SAMPLE_RATE * SPEAKER_CHUNK_SECS))
             for i in range(n):
                 t = self.start_at + i * SPEAKER_CHUNK_SECS
                 await asyncio.sleep(max(0.0, t - tl.now()))
@@ -298,7 +299,6 @@ def _build_classes():
                     text = pending.pop(0)[1]
                     for record in self.records:
                         record.add(text)
-                chunk_bytes = 2 * int(round(SAMPLE_RATE * SPEAKER_CHUNK_SECS))
                 chunk = self.audio[i * chunk_bytes : (i + 1) * chunk_bytes]
                 if chunk:
                     played_by = time.monotonic() + SPEAKER_CHUNK_SECS
