@@ -128,6 +128,8 @@ async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool 
 
     With ``aec`` (the default) the microphone goes through WebRTC acoustic echo
     cancellation with the bot's output as the reverse stream (``bot/echo_cancel.py``),
+    on one full-duplex PortAudio stream (``bot/duplex_audio.py``; microphone and
+    speaker at 16 kHz),
     so a laptop's speaker leaking into its microphone does not interrupt the bot.
     """
     from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
@@ -136,9 +138,10 @@ async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool 
 
     params = LocalAudioTransportParams(audio_in_enabled=True, audio_out_enabled=True)
     if aec:
-        from bot.echo_cancel import EchoCanceller, local_audio_transport
+        from bot.duplex_audio import DuplexAudioTransport
+        from bot.echo_cancel import EchoCanceller
 
-        transport = local_audio_transport(params, EchoCanceller())
+        transport = DuplexAudioTransport(params, EchoCanceller())
     else:
         transport = LocalAudioTransport(params)
     logger.info(f"Local audio: acoustic echo cancellation {'on' if aec else 'off (--no-aec)'}")

@@ -9,7 +9,20 @@ the WebRTC audio processing module (APM, AEC3) as bound by LiveKit's Python SDK
 (``livekit.rtc.AudioProcessingModule``, the ``livekit`` package on PyPI): we write no
 echo canceller of our own.
 
-How it plugs into Pipecat: two ``BaseAudioFilter``s sharing one :class:`EchoCanceller`.
+It is fed in one of two ways:
+
+* **Paired, from one full-duplex stream** (:meth:`EchoCanceller.process_duplex`):
+  ``python run.py --transport local`` uses :class:`bot.duplex_audio.DuplexAudioTransport`,
+  whose PortAudio callback hands over each microphone chunk with the speaker audio
+  played in the same callback, silence included. Nothing is timed: the echo comes
+  back at a fixed delay. This is how WebRTC's own audio device module and LiveKit's
+  ``rtc.MediaDevices`` feed it, and it measured best (README: on the virtual sound
+  card no interruption released on the bot's echo in two 2-minute conversations,
+  against 6 with the filters below on Pipecat's ``LocalAudioTransport``).
+* **Timed, as two Pipecat audio filters** on any transport whose speaker is written
+  in chunks (the bench's ``SpeakerOutputTransport``; a transport of your own), below.
+
+As two ``BaseAudioFilter``s sharing one :class:`EchoCanceller`:
 
 * :attr:`EchoCanceller.render_tap` is the output transport's ``audio_out_filter``:
   it sees every chunk of bot audio just before the transport writes it to the
@@ -215,7 +228,8 @@ class EchoCanceller:
                                            audio_in_filter=aec.capture_filter,
                                            audio_out_filter=aec.render_tap)
 
-    or call :meth:`push_reverse` and :meth:`process_capture` directly, with the times
+    or :class:`bot.duplex_audio.DuplexAudioTransport` (:meth:`process_duplex`), or call
+    :meth:`push_reverse` and :meth:`process_capture` directly, with the times
     (``now``, seconds on one clock) at which the audio was written and arrived (the
     bench and the tests do). Audio is 16-bit signed little-endian mono PCM
     throughout; the microphone and the speaker may run at different rates (the APM
@@ -280,7 +294,6 @@ class EchoCanceller:
         self._arrivals: deque[tuple[float, float]] = deque()  # (now, now - index / rate)
         self._render_next: int | None = None  # render-rate index where the last bot chunk ends
         self._active = False  # bot audio has been laid at least once
-        self._stamps: deque[tuple[int, float]] = deque(maxlen=1000)  # (bytes, capture time)
 
     # -- setup ---------------------------------------------------------------
 
@@ -351,7 +364,7 @@ class EchoCanceller:
             erle, med = s.erle_db, s.median_frame_erle_db
             logger.info(
                 f"Echo canceller: {s.capture_frames} frames processed, {s.reverse_frames} with bot "
-                f"audio in {s.runs} runs, {s.resets} restarts; microphone lost {s.lost_capture_secs:.2f} s, late bot audio "
+                f"audio{f' in {s.runs} runs' if s.runs else ''}, {s.resets} restarts; microphone lost {s.lost_capture_secs:.2f} s, late bot audio "
                 f"{s.late_reverse_secs:.2f} s; ERLE {'-' if erle is None else f'{erle:.1f} dB'} "
                 f"while the bot played (median {'-' if med is None else f'{med} dB'} per 10 ms frame)"
             )
@@ -416,17 +429,9 @@ class EchoCanceller:
         self._ring[a : a + len(pcm)] = pcm
         self._active = True
 
-    def note_capture(self, nbytes: int, t: float | None = None) -> None:
-        """The sound card delivered ``nbytes`` of microphone audio at ``t`` (seconds,
-        ``time.monotonic()`` by default). Called from the audio callback's thread by
-        :func:`local_audio_transport`; :meth:`process_capture` then takes that time
-        for the chunk instead of its own, which a busy event loop would delay."""
-        self._stamps.append((nbytes, time.monotonic() if t is None else t))
-
     def process_capture(self, audio: bytes, now: float | None = None) -> bytes:
-        """Cancel the echo in microphone PCM (capture rate) captured at ``now``
-        (seconds; by default the time :meth:`note_capture` noted for it, else
-        ``time.monotonic()``, its arrival).
+        """Cancel the echo in microphone PCM (capture rate) that arrived at ``now``
+        (seconds, ``time.monotonic()`` by default).
 
         Returns the processed audio of every complete 10 ms frame so far (a
         remainder shorter than 10 ms waits for the next call, so the output may be
@@ -437,14 +442,7 @@ class EchoCanceller:
         """
         if self._apm is None:
             raise RuntimeError("EchoCanceller.process_capture before start_capture")
-        if now is None:
-            now = time.monotonic()
-            if self._stamps:
-                nbytes, t = self._stamps.popleft()
-                if nbytes == len(audio):
-                    now = t
-                else:  # out of step (a chunk not noted): start over
-                    self._stamps.clear()
+        now = time.monotonic() if now is None else now
         self._track_arrival(len(audio) // 2, now)
         if not self.enabled or not self._active:
             if self._capture:  # a remainder from before the filter was disabled
@@ -452,8 +450,6 @@ class EchoCanceller:
             self._consume(len(audio) // 2)
             self.stats.bypassed_frames += len(audio) // (2 * int(self._rate * FRAME_SECS))
             return audio
-        from livekit import rtc
-
         n = int(self._rate * FRAME_SECS)
         nr = int(self._render_rate * FRAME_SECS)
         self._capture += audio
@@ -463,27 +459,81 @@ class EchoCanceller:
             del self._capture[: 2 * n]
             ref = bytes(self._ring[: 2 * nr])
             self._consume(n)
-            playing = any(ref)
-            if len(ref) < 2 * nr:
-                ref += bytes(2 * nr - len(ref))
-            self._apm.process_reverse_stream(rtc.AudioFrame(ref, self._render_rate, 1, nr))
-            frame = rtc.AudioFrame(mic, self._rate, 1, n)
-            self._apm.process_stream(frame)
-            processed = bytes(frame.data.cast("B"))
-            if playing:
-                x = np.frombuffer(mic, dtype="<i2").astype(np.float64)
-                y = np.frombuffer(processed, dtype="<i2").astype(np.float64)
-                e_in, e_out = float(x @ x), float(y @ y)
-                self.stats.active_in_energy += e_in
-                self.stats.active_out_energy += e_out
-                self.stats.reverse_frames += 1
-                if e_in > n * _LOUD_POWER:
-                    db = int(10 * np.log10(e_in / max(e_out, 1.0)))
-                    self.stats.frame_erle_counts[min(max(db, 0), ERLE_BINS - 1)] += 1
-                self._watch(e_in, e_out, n)
-            self.stats.capture_frames += 1
-            out += processed
+            out += self._cancel_frame(mic, ref + bytes(2 * nr - len(ref)))
         return bytes(out)
+
+    def process_duplex(self, mic: bytes, played: bytes) -> bytes:
+        """Cancel in microphone PCM the echo of ``played``, the bot audio handed to the
+        speaker in the same full-duplex callback (:class:`bot.duplex_audio.DuplexAudioTransport`).
+
+        The two come in step by construction (one PortAudio stream, one clock), so no
+        timeline is kept: the echo of each frame of ``played`` reaches the microphone a
+        fixed delay later (the sound card's output and input buffers and the acoustic
+        path), which AEC3 finds once and keeps. ``played`` is silence while the bot is
+        quiet; unlike :meth:`process_capture` nothing is bypassed.
+
+        Args:
+            mic: 16-bit mono PCM at the microphone rate (:meth:`start_capture`).
+            played: 16-bit mono PCM at the speaker rate (:meth:`start_render`; by
+                default the microphone's), covering the same time as ``mic``.
+
+        Returns:
+            The processed audio of every complete 10 ms frame so far (a remainder
+            waits for the next call, as in :meth:`process_capture`); unchanged while
+            the filter is disabled.
+
+        Raises:
+            RuntimeError: :meth:`start_capture` was not called.
+            ValueError: ``played`` does not cover the same time as ``mic``.
+        """
+        if self._apm is None:
+            raise RuntimeError("EchoCanceller.process_duplex before start_capture")
+        if len(played) * self._rate != len(mic) * self._render_rate:
+            raise ValueError(
+                f"played audio ({len(played)} bytes at {self._render_rate} Hz) must cover the same time "
+                f"as the microphone's ({len(mic)} bytes at {self._rate} Hz)"
+            )
+        if not self.enabled:
+            if self._capture:  # a remainder from before the filter was disabled
+                mic, self._capture, self._ring = bytes(self._capture) + mic, bytearray(), bytearray()
+            self.stats.bypassed_frames += len(mic) // (2 * int(self._rate * FRAME_SECS))
+            return mic
+        n = int(self._rate * FRAME_SECS)
+        nr = int(self._render_rate * FRAME_SECS)
+        self._capture += mic
+        self._ring += played
+        out = bytearray()
+        while len(self._capture) >= 2 * n:
+            frame, ref = bytes(self._capture[: 2 * n]), bytes(self._ring[: 2 * nr])
+            del self._capture[: 2 * n], self._ring[: 2 * nr]
+            out += self._cancel_frame(frame, ref)
+        return bytes(out)
+
+    def _cancel_frame(self, mic: bytes, ref: bytes) -> bytes:
+        """One 10 ms frame through the APM: ``ref`` (the reverse frame) first, then
+        ``mic``; returns the processed microphone frame and keeps the stats."""
+        from livekit import rtc
+
+        n = len(mic) // 2
+        nr = len(ref) // 2
+        playing = any(ref)
+        self._apm.process_reverse_stream(rtc.AudioFrame(ref, self._render_rate, 1, nr))
+        frame = rtc.AudioFrame(mic, self._rate, 1, n)
+        self._apm.process_stream(frame)
+        processed = bytes(frame.data.cast("B"))
+        if playing:
+            x = np.frombuffer(mic, dtype="<i2").astype(np.float64)
+            y = np.frombuffer(processed, dtype="<i2").astype(np.float64)
+            e_in, e_out = float(x @ x), float(y @ y)
+            self.stats.active_in_energy += e_in
+            self.stats.active_out_energy += e_out
+            self.stats.reverse_frames += 1
+            if e_in > n * _LOUD_POWER:
+                db = int(10 * np.log10(e_in / max(e_out, 1.0)))
+                self.stats.frame_erle_counts[min(max(db, 0), ERLE_BINS - 1)] += 1
+            self._watch(e_in, e_out, n)
+        self.stats.capture_frames += 1
+        return processed
 
     def _consume(self, n: int) -> None:
         """Advance the pairing by ``n`` microphone samples (the reverse stream with it)."""
@@ -559,33 +609,3 @@ class _RenderTap(BaseAudioFilter):
     async def filter(self, audio: bytes) -> bytes:
         self._aec.push_reverse(audio)
         return audio
-
-
-def local_audio_transport(params, canceller: EchoCanceller):
-    """Pipecat's ``LocalAudioTransport`` (PyAudio) with ``canceller`` on it: its filters
-    in ``params`` (:meth:`EchoCanceller.apply_to`), and its microphone chunks timed
-    in PortAudio's callback (:meth:`EchoCanceller.note_capture`), where a stall of the
-    event loop does not move them.
-
-    Args:
-        params: ``LocalAudioTransportParams`` (mono in and out).
-        canceller: The echo canceller.
-
-    Raises:
-        ValueError, UnsupportedChannelsError: as :meth:`EchoCanceller.apply_to`.
-    """
-    from pipecat.transports.local.audio import LocalAudioInputTransport, LocalAudioTransport
-
-    class _TimedInput(LocalAudioInputTransport):
-        def _audio_in_callback(self, in_data, frame_count, time_info, status):
-            canceller.note_capture(len(in_data))
-            return super()._audio_in_callback(in_data, frame_count, time_info, status)
-
-    class _Transport(LocalAudioTransport):
-        def input(self):
-            if not self._input:
-                self._input = _TimedInput(self._pyaudio, self._params)
-            return self._input
-
-    canceller.apply_to(params)
-    return _Transport(params)

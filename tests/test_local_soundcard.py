@@ -281,6 +281,14 @@ class Report:
             if e.kind in kinds and not any(self.in_window(e, s, STOP_WINDOW_SECS) for s in stops)
         ]  # fmt: skip
 
+    def on_echo_alone(self) -> list[Event]:
+        """The filter's releases with no clip said in the last ``BACKCHANNEL_WINDOW_SECS``:
+        the bot hearing nothing but its own echo."""
+        return [
+            e for e in self.events
+            if e.kind == "interruption" and not any(self.in_window(e, s, BACKCHANNEL_WINDOW_SECS) for s in self.said)
+        ]  # fmt: skip
+
     def bot_speech_secs(self) -> float:
         total, started = 0.0, None
         for e in self.events:
@@ -297,6 +305,7 @@ class Report:
             f"{len(self.self_interruptions())} self-interruptions (the bot cut off with no 'stop' said), "
             f"{len(released)} interruptions released by the filter on no 'stop': "
             + "; ".join(f"{e.t - self.greeting_start:.1f}s {e.text[:40]!r}" for e in released)
+            + f"; {len(self.on_echo_alone())} of all releases with no one speaking (on the echo alone)"
             + f"; {len(self._all('echo'))} utterances dropped as echo",
         ]
         for s in self.said:
