@@ -430,11 +430,13 @@ def test_echo_cancellation_stops_the_bot_interrupting_itself_on_its_own_voice():
     """The same 25 s from the greeting on, no one speaking, without and with echo
     cancellation. Without it the filter releases interruptions on the bot's echo
     again and again (measured here: 7, 9 and 15 in these 25 s on 2026-12-03; 5 on
-    2026-12-04 with the acoustic echo check); with it at most twice and at most a
-    third as often (measured 1 each time on an idle machine, 0 on 2026-12-04; a CI run
-    on loaded cores once cut the bot twice), and the
-    canceller removes at least 6 dB of echo while the bot plays, in all (measured
-    9-24 dB here, where process stalls jitter the speaker; 40-60 dB on the bench's
+    2026-12-04 with the acoustic echo check, 7 the same day after); with it at most
+    twice and at most a third as often (measured 1 each time on an idle machine with
+    Pipecat's LocalAudioTransport and the timed filters, 0 on 2026-12-04 with them
+    and with the duplex stream of bot/duplex_audio.py; a CI run on loaded cores once
+    cut the bot twice), and the canceller removes at least 6 dB of echo while the bot
+    plays, in all (measured 9-24 dB with the timed filters, where process stalls
+    jitter the speaker; 37.2 dB with the duplex stream; 40-60 dB on the bench's
     linear echo)."""
     without = alone(ALONE_SECS, "--no-aec")
     with_aec = alone(ALONE_SECS)
