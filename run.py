@@ -25,11 +25,11 @@ HELP_EPILOG = """\
 transports:
   (default)           SmallWebRTC: open http://localhost:7860/client in a browser
   -t daily            Daily room (needs DAILY_API_KEY); -d joins directly
-  --transport local   LocalAudioTransport: this machine's microphone and speaker
-                      (needs PyAudio, i.e. Debian's portaudio19-dev), with WebRTC
+  --transport local   this machine's microphone and speaker (needs PyAudio, i.e.
+                      Debian's portaudio19-dev) on one full-duplex stream, with WebRTC
                       acoustic echo cancellation so the bot does not hear itself
-                      (--no-aec turns it off, e.g. with headphones); SmallWebRTC and
-                      Daily need none: the browser cancels the echo
+                      (--no-aec: Pipecat's LocalAudioTransport, e.g. with headphones);
+                      SmallWebRTC and Daily need none: the browser cancels the echo
 
 services (auto = cloud when its key is set, offline otherwise):
   STT  deepgram (DEEPGRAM_API_KEY)  | pocketsphinx (offline)
