@@ -123,14 +123,21 @@ def check_sound_devices() -> None:
         audio.terminate()
 
 
+#: Seconds of bot speech at the start of a local session during which what the
+#: microphone hears over the bot is taken for echo (the filter's ``echo_warmup_secs``):
+#: LiveKit Agents' ``AgentSession(aec_warmup_duration=3.0)`` default.
+AEC_WARMUP_SECS = 3.0
+
+
 async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool = True):
     """Talk to the bot through this machine's microphone and speaker.
 
     With ``aec`` (the default) the microphone goes through WebRTC acoustic echo
     cancellation with the bot's output as the reverse stream (``bot/echo_cancel.py``),
     on one full-duplex PortAudio stream (``bot/duplex_audio.py``; microphone and
-    speaker at 16 kHz),
-    so a laptop's speaker leaking into its microphone does not interrupt the bot.
+    speaker at 16 kHz), so a laptop's speaker leaking into its microphone does not
+    interrupt the bot; for the first ``AEC_WARMUP_SECS`` of bot speech, while the
+    canceller converges, the filter takes what it hears over the bot for echo.
     """
     from pipecat.transports.local.audio import LocalAudioTransport, LocalAudioTransportParams
 
@@ -145,7 +152,15 @@ async def run_local(choice: ServiceChoice, agent: str = "default", *, aec: bool 
     else:
         transport = LocalAudioTransport(params)
     logger.info(f"Local audio: acoustic echo cancellation {'on' if aec else 'off (--no-aec)'}")
-    await run_bot(transport, choice, agent=AGENTS[agent], has_clients=False, handle_sigint=True)
+    await run_bot(
+        transport,
+        choice,
+        agent=AGENTS[agent],
+        has_clients=False,
+        handle_sigint=True,
+        # The canceller starts cold: LiveKit Agents' aec_warmup_duration default.
+        echo_warmup_secs=AEC_WARMUP_SECS if aec else 0.0,
+    )
 
 
 def main(argv: list[str] | None = None):

@@ -79,6 +79,7 @@ def build_pipeline(
     agent: Agent = AGENTS["default"],
     *,
     vad_in_aggregator: bool = False,
+    echo_warmup_secs: float = 0.0,
 ) -> BotPipeline:
     """Build the processors of one session.
 
@@ -88,9 +89,15 @@ def build_pipeline(
         agent: The example behaviour (see :mod:`bot.agents`).
         vad_in_aggregator: Run Silero inside the user aggregator (Pipecat's canonical
             shape) instead of a ``VADProcessor`` after ``transport.input()``.
+        echo_warmup_secs: The filter's ``echo_warmup_secs``: seconds of bot speech at
+            the start of the session during which what is heard over the bot is taken
+            for echo (default 0; ``run.py`` sets 3.0 for the local transport's echo
+            canceller, which starts cold).
     """
     # Whisper's finals come later than the filter's default timeout (bot/services.py).
-    softack = SoftAckInterruptionFilter(transcript_timeout_secs=transcript_timeout_secs(choice))
+    softack = SoftAckInterruptionFilter(
+        transcript_timeout_secs=transcript_timeout_secs(choice), echo_warmup_secs=echo_warmup_secs
+    )
 
     @softack.event_handler("on_backchannel")
     async def on_backchannel(_filter, decision):
@@ -158,6 +165,7 @@ async def run_bot(
     agent: Agent = AGENTS["default"],
     has_clients: bool = True,
     handle_sigint: bool = False,
+    echo_warmup_secs: float = 0.0,
 ):
     """Run one conversation on ``transport`` until the client leaves or the task ends.
 
@@ -169,8 +177,9 @@ async def run_bot(
             Daily): the bot greets the client when it connects and ends when it
             leaves. False (local audio): the bot greets at once.
         handle_sigint: Let the runner stop on Ctrl-C (when not under Pipecat's runner).
+        echo_warmup_secs: See :func:`build_pipeline`.
     """
-    bot = build_pipeline(transport, choice, agent)
+    bot = build_pipeline(transport, choice, agent, echo_warmup_secs=echo_warmup_secs)
     attach_decision_panel(bot.softack)  # the filter's decisions to RTVI clients
     worker = PipelineWorker(
         bot.pipeline, params=PipelineParams(enable_metrics=True), observers=bot.observers

@@ -352,6 +352,16 @@ class SoftAckInterruptionFilter(FrameProcessor):
             one holding a command keyword needs halfway from it to 1 (0.95). None
             turns the acoustic check off (the text rule stays) and the default
             record then keeps no audio.
+        echo_warmup_secs: Seconds of bot speech, counted from the session's start
+            over all bot utterances, during which anything heard over the bot is
+            dropped as echo, command keywords included (default 0: off). An echo
+            canceller starts cold and lets the first echo through until it has
+            converged (measured on the virtual sound card of
+            tests/test_local_soundcard.py: "wait nope" released 4 s into the
+            greeting). The rule and the 3.0 s the reference bot sets for its local
+            transport are LiveKit Agents' ``AgentSession(aec_warmup_duration=3.0)``
+            default; a browser transport, whose echo canceller has run since the
+            call began, needs none.
         bot_speech: The record of played bot speech to read; by default the filter
             makes one and attaches it at setup to the first output transport after it
             (pass your own, fed by ``watch``/``add``, for any other source).
@@ -384,6 +394,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         echo_rejection: bool = True,
         echo_window_secs: float = 2.0,
         echo_min_correlation: float | None = MIN_CORRELATION,
+        echo_warmup_secs: float = 0.0,
         bot_speech: BotSpeechRecord | None = None,
         **kwargs,
     ):
@@ -416,6 +427,15 @@ class SoftAckInterruptionFilter(FrameProcessor):
             raise SoftAckConfigError(
                 f"echo_window_secs= must be a number of seconds >= 0, got {echo_window_secs!r}"
             )
+        warmup_ok = (
+            isinstance(echo_warmup_secs, (int, float))
+            and not isinstance(echo_warmup_secs, bool)
+            and 0 <= echo_warmup_secs < float("inf")
+        )
+        if not warmup_ok:
+            raise SoftAckConfigError(
+                f"echo_warmup_secs= must be a number of seconds >= 0, got {echo_warmup_secs!r}"
+            )
         correlation_ok = echo_min_correlation is None or (
             isinstance(echo_min_correlation, (int, float))
             and not isinstance(echo_min_correlation, bool)
@@ -441,6 +461,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
         self._echo_rejection = echo_rejection
         self._echo_window = float(echo_window_secs)
         self._echo_min_correlation = echo_min_correlation
+        self._echo_warmup = float(echo_warmup_secs)
+        self._bot_spoken_secs = 0.0  # bot speech before the current utterance (echo warm-up)
         self._listening_for_echo = echo_rejection and echo_min_correlation is not None
         # What the microphone heard while the bot spoke (the acoustic echo check),
         # and the last correlation computed: (utterance start, window end bucket, value).
@@ -667,6 +689,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
     async def _bot_stopped(self, reason: str):
         """The bot is silent: a held utterance becomes a normal user turn (or, after
         uninterruptible speech with ``"discard"``, is dropped)."""
+        if self._bot_speaking:
+            self._bot_spoken_secs += max(0.0, time.monotonic() - self._bot_started_at)
         self._bot_speaking = False
         self._bot_alive_at = None
         uninterruptible = self._uninterruptible_now or self._all_uninterruptible
@@ -891,7 +915,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
     def _is_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The bot's own words, played from ``echo_window_secs`` before the speech
         began, explain what was heard (:func:`pipecat_softack.echo.echo_explains`:
-        every word, exactly for an utterance holding a command keyword)."""
+        every word, exactly for an utterance holding a command keyword), or it began
+        during the echo canceller's warm-up (``echo_warmup_secs``)."""
+        if self._in_echo_warmup(utterance):
+            return True
         if not self._echo_rejection:
             return False
         if self._sounds_like_echo(utterance, by_command):
@@ -901,6 +928,20 @@ class SoftAckInterruptionFilter(FrameProcessor):
             return echo_explains(heard, self._echo_words(utterance), has_command=True)
         # The same test as echo_explains(min_share=1.0), from the residue _judge made.
         return any(w != "?" for w in heard) and not any(w != "?" for w in self._echo_residue(utterance))
+
+    def _in_echo_warmup(self, utterance: _Utterance) -> bool:
+        """The utterance's speech began within the first ``echo_warmup_secs`` of bot
+        speech of the session."""
+        if not self._echo_warmup:
+            return False
+        began = utterance.speech_started_at or utterance.started_at
+        spoken = self._bot_spoken_secs
+        if self._bot_speaking:
+            spoken += max(0.0, began - self._bot_started_at)
+        if spoken >= self._echo_warmup:
+            return False
+        logger.debug(f"{self}: [{utterance.text}] heard {spoken:.1f}s into the bot's speech: echo warm-up")
+        return True
 
     def _sounds_like_echo(self, utterance: _Utterance, by_command: bool) -> bool:
         """The microphone audio of the utterance follows the bot's played audio

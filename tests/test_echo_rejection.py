@@ -6,6 +6,7 @@ import time
 import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     TTSTextFrame,
     UserBackchannelFrame,
     VADUserStartedSpeakingFrame,
@@ -217,3 +218,55 @@ def test_context_is_the_newest_played_text_joined_word_by_word_or_by_sentence():
     assert record.context_text().endswith("Would you like me to book it?")
     record.add("It leaves at noon. " * 100)
     assert record.context_text(max_chars=50).endswith("It leaves at noon.")
+
+
+# -- the echo canceller's warm-up (echo_warmup_secs) ---------------------------------
+
+
+async def test_during_the_warm_up_even_a_command_over_the_bot_is_dropped_as_echo():
+    """The first seconds of bot speech of a session, while an echo canceller converges:
+    whatever is heard is taken for echo ("wait nope" on the sound card)."""
+    f = recording_filter(echo_warmup_secs=3.0)
+    sent = paced(BotStartedSpeakingFrame(), *utterance("wait", "wait nope", final_text="Wait, nope."))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["echo"]
+    assert not any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
+
+
+async def test_after_the_warm_up_a_command_interrupts_at_once():
+    f = recording_filter(echo_warmup_secs=0.3)
+    sent = [BotStartedSpeakingFrame(), SleepFrame(sleep=0.4)]
+    sent += paced(*utterance("wait", final_text="Wait."))
+    down, _ = await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
+    assert any(isinstance(x, VADUserStartedSpeakingFrame) for x in down)
+
+
+async def test_the_warm_up_counts_bot_speech_only_across_utterances():
+    """A 0.6 s warm-up: 0.4 s of bot speech, a 1 s pause, 0.4 s more, and it is over
+    ("wait" interrupts); 0.2 s, the same pause, 0.2 s more, and it is not: the pause
+    does not count."""
+
+    def heard_after(secs: float) -> list:
+        sent = [BotStartedSpeakingFrame(), SleepFrame(sleep=secs), BotStoppedSpeakingFrame(), SleepFrame(sleep=1.0)]
+        return sent + [BotStartedSpeakingFrame(), SleepFrame(sleep=secs)] + paced(*utterance("wait", final_text="Wait."))
+
+    f = recording_filter(echo_warmup_secs=0.6)
+    await run_test(f, frames_to_send=heard_after(0.4))
+    assert [d.kind for d in f.decisions] == ["interruption"]
+    f = recording_filter(echo_warmup_secs=0.6)
+    await run_test(f, frames_to_send=heard_after(0.2))
+    assert [d.kind for d in f.decisions] == ["echo"]
+
+
+async def test_the_warm_up_is_off_by_default():
+    f = recording_filter()
+    sent = paced(BotStartedSpeakingFrame(), *utterance("wait", final_text="Wait."))
+    await run_test(f, frames_to_send=sent)
+    assert [d.kind for d in f.decisions] == ["interruption"]
+
+
+@pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), True, "3"])
+def test_a_bad_warm_up_is_named(bad):
+    with pytest.raises(SoftAckConfigError, match="echo_warmup_secs"):
+        SoftAckInterruptionFilter(echo_warmup_secs=bad)
