@@ -52,6 +52,15 @@ PLAY_AHEAD_SECS = 0.06
 DEFAULT_SAMPLE_RATE = 16000
 
 
+class DuplexStreamError(RuntimeError):
+    """PortAudio cannot open the full-duplex stream (a device pair or rate it cannot
+    run both ways); the message names the devices, the rate and PortAudio's error."""
+
+
+def _device(index: int | None) -> str:
+    return "(the default)" if index is None else f"#{index}"
+
+
 class PlayBuffer:
     """A thread-safe FIFO of PCM bytes between the event loop and the audio callback."""
 
@@ -160,6 +169,7 @@ class DuplexAudioTransport(BaseTransport):
         UnsupportedChannelsError: audio in or out is not mono.
         UnsupportedSampleRateError: (when the stream opens) a rate the APM cannot
             take in 10 ms frames.
+        DuplexStreamError: (when the stream opens) PortAudio cannot open it.
     """
 
     def __init__(self, params, canceller: EchoCanceller | None = None, *, callback_secs: float = CALLBACK_SECS):
@@ -219,18 +229,29 @@ class DuplexAudioTransport(BaseTransport):
             self._canceller.start_render(sample_rate)
         self._sink = sink
         self._pyaudio = pyaudio.PyAudio()
-        self._stream = self._pyaudio.open(
-            format=pyaudio.paInt16,
-            channels=1,
-            rate=sample_rate,
-            input=True,
-            output=True,
-            frames_per_buffer=round(sample_rate * self._callback_secs),
-            input_device_index=self._params.input_device_index,
-            output_device_index=self._params.output_device_index,
-            stream_callback=self.callback,
-            start=False,
-        )
+        try:
+            self._stream = self._pyaudio.open(
+                format=pyaudio.paInt16,
+                channels=1,
+                rate=sample_rate,
+                input=True,
+                output=True,
+                frames_per_buffer=round(sample_rate * self._callback_secs),
+                input_device_index=self._params.input_device_index,
+                output_device_index=self._params.output_device_index,
+                stream_callback=self.callback,
+                start=False,
+            )
+        except (OSError, ValueError) as e:
+            self._pyaudio.terminate()
+            self._pyaudio = None
+            raise DuplexStreamError(
+                f"cannot open a full-duplex stream at {sample_rate} Hz, mono, on input device "
+                f"{_device(self._params.input_device_index)} and output device "
+                f"{_device(self._params.output_device_index)}: {e}. Some devices cannot run "
+                "both ways on one stream or at that rate; with --no-aec the bot uses Pipecat's "
+                "LocalAudioTransport (two streams, no echo cancellation: use headphones)"
+            ) from e
 
     def start(self) -> None:
         if self._stream is not None and not self._stream.is_active():

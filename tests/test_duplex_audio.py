@@ -198,3 +198,25 @@ async def test_writes_wait_for_the_speaker_and_an_interruption_drops_the_queue()
     await run_test(t2.output(), frames_to_send=[InterruptionFrame()], expected_down_frames=None)
     assert len(t2.play) == 0
     await asyncio.sleep(0)
+
+
+def test_a_device_that_cannot_run_both_ways_gets_a_clear_error(monkeypatch):
+    import pyaudio
+
+    from bot.duplex_audio import DuplexStreamError
+
+    class NoDuplex:
+        terminated = False
+
+        def open(self, **kw):
+            assert kw["input"] and kw["output"] and kw["rate"] == 16000
+            raise OSError(-9993, "Illegal combination of I/O devices")
+
+        def terminate(self):
+            NoDuplex.terminated = True
+
+    monkeypatch.setattr(pyaudio, "PyAudio", NoDuplex)
+    t = DuplexAudioTransport(params(input_device_index=3))
+    with pytest.raises(DuplexStreamError, match=r"16000 Hz.*input device #3.*output device \(the default\).*Illegal.*--no-aec"):
+        t.open(16000, Sink())
+    assert NoDuplex.terminated and not t.running
