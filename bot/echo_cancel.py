@@ -11,14 +11,15 @@ echo canceller of our own.
 
 It is fed in one of two ways:
 
-* **Paired, from one full-duplex stream** (:meth:`EchoCanceller.process_duplex`):
-  ``python run.py --transport local`` uses :class:`bot.duplex_audio.DuplexAudioTransport`,
-  whose PortAudio callback hands over each microphone chunk with the speaker audio
-  played in the same callback, silence included. Nothing is timed: the echo comes
-  back at a fixed delay. This is how WebRTC's own audio device module and LiveKit's
-  ``rtc.MediaDevices`` feed it, and it measured best (README: on the virtual sound
-  card no interruption released on the bot's echo in two 2-minute conversations,
-  against 6 with the filters below on Pipecat's ``LocalAudioTransport``).
+* **Paired, sample for sample** (:meth:`EchoCanceller.process_duplex`): ``python run.py
+  --transport local`` uses :class:`bot.duplex_audio.DuplexAudioTransport`, whose
+  speaker runs in PortAudio's callback mode (silence included) and whose microphone
+  callback hands over each chunk with the played audio it pairs with. Nothing is
+  timed: the echo comes back at a fixed delay. This is how WebRTC's own audio device
+  module and LiveKit's ``rtc.MediaDevices`` feed it, and it measured best (README: on
+  the virtual sound card 0-1 interruptions released on the bot's echo alone per
+  2-minute conversation, against 6 with the filters below on Pipecat's
+  ``LocalAudioTransport``).
 * **Timed, as two Pipecat audio filters** on any transport whose speaker is written
   in chunks (the bench's ``SpeakerOutputTransport``; a transport of your own), below.
 
@@ -463,14 +464,14 @@ class EchoCanceller:
         return bytes(out)
 
     def process_duplex(self, mic: bytes, played: bytes) -> bytes:
-        """Cancel in microphone PCM the echo of ``played``, the bot audio handed to the
-        speaker in the same full-duplex callback (:class:`bot.duplex_audio.DuplexAudioTransport`).
+        """Cancel in microphone PCM the echo of ``played``, the bot audio the speaker
+        played that pairs with it sample for sample (:class:`bot.duplex_audio.DuplexAudioTransport`).
 
-        The two come in step by construction (one PortAudio stream, one clock), so no
-        timeline is kept: the echo of each frame of ``played`` reaches the microphone a
-        fixed delay later (the sound card's output and input buffers and the acoustic
-        path), which AEC3 finds once and keeps. ``played`` is silence while the bot is
-        quiet; unlike :meth:`process_capture` nothing is bypassed.
+        The two come in step by construction (both streams on the sound card's clock),
+        so no timeline is kept: the echo of each frame of ``played`` reaches the
+        microphone a fixed delay later (the sound card's output and input buffers and
+        the acoustic path), which AEC3 finds once and keeps. ``played`` is silence
+        while the bot is quiet; unlike :meth:`process_capture` nothing is bypassed.
 
         Args:
             mic: 16-bit mono PCM at the microphone rate (:meth:`start_capture`).

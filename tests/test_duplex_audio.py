@@ -1,7 +1,7 @@
-"""The full-duplex local transport (bot/duplex_audio.py) without a sound card.
+"""The paired local transport (bot/duplex_audio.py) without a sound card.
 
-Its PortAudio callback is called directly, as PortAudio would: the microphone audio
-of one callback in, the speaker audio for it out. The echo canceller's duplex path
+Its PortAudio callbacks' work is called directly, as PortAudio would: the speaker's
+next 20 ms out (``render``), then the microphone's 20 ms in (``capture``). The echo canceller's duplex path
 (``EchoCanceller.process_duplex``) is driven the same way on synthetic echo: the
 speaker's audio heard 60 ms later at 12 dB echo return loss. The end-to-end run on a
 real (virtual) sound card is tests/test_local_soundcard.py.
@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 from pipecat.frames.frames import InterruptionFrame, OutputAudioRawFrame
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transports.local.audio import LocalAudioTransportParams
 
 from bot.duplex_audio import PLAY_AHEAD_SECS, DuplexAudioTransport, PlayBuffer
@@ -42,19 +42,23 @@ class Sink:
 def duplex(canceller=None) -> tuple[DuplexAudioTransport, Sink]:
     t = DuplexAudioTransport(params(), canceller)
     sink = Sink()
-    t._sink = sink  # what open() sets, without opening a PyAudio stream
+    t._sink, t._rate = sink, SR  # what open() sets, without opening PyAudio streams
     if canceller is not None:
         canceller.start_capture(SR)
         canceller.start_render(SR)
     return t, sink
 
 
-def run_duplex(t: DuplexAudioTransport, mic: np.ndarray) -> bytes:
-    """Call the callback over ``mic``; returns what it handed to the speaker."""
+def run_duplex(t: DuplexAudioTransport, mic: np.ndarray, ahead: int = 2) -> bytes:
+    """The speaker's callback ``ahead`` times first (PortAudio fills its output buffer
+    before the first capture), then one each per microphone callback over ``mic``;
+    returns what was handed to the speaker."""
     played = bytearray()
+    for _ in range(ahead):
+        played += t.render(2 * CALLBACK)
     for i in range(0, len(mic) - CALLBACK + 1, CALLBACK):
-        out, _ = t.callback(pcm(mic[i : i + CALLBACK]), CALLBACK, {}, 0)
-        played += out
+        played += t.render(2 * CALLBACK)
+        t.capture(pcm(mic[i : i + CALLBACK]))
     return bytes(played)
 
 
@@ -62,7 +66,7 @@ def test_the_callback_plays_the_queued_bot_audio_in_order_then_silence():
     t, sink = duplex()
     t.play.put(bytes(range(200)) * 4)  # 800 bytes: 1.25 callbacks
     mic = np.arange(3 * CALLBACK) % 100
-    played = run_duplex(t, mic.astype(np.float64))
+    played = run_duplex(t, mic.astype(np.float64), ahead=0)
     assert played[:800] == bytes(range(200)) * 4
     assert played[800:] == bytes(3 * 2 * CALLBACK - 800)  # silence once nothing is queued
     assert len(t.play) == 0
@@ -76,9 +80,11 @@ def test_the_echo_of_what_the_callback_played_is_cancelled(reference):
     t, sink = duplex(aec)
     ref = reference[: 6 * SR]
     t.play.put(pcm(ref))
-    mic = echo_of(ref)
+    # Played sample k is heard at microphone sample k + 100 ms: the 40 ms PortAudio
+    # played before the first capture, then echo_of's 60 ms.
+    mic = np.concatenate([np.zeros(2 * CALLBACK), echo_of(ref)])
     played = as_array(run_duplex(t, mic))
-    np.testing.assert_array_equal(played, np.round(ref[: len(played)]))
+    np.testing.assert_array_equal(played[: len(ref)], np.round(ref))  # in order, then silence
     out = as_array(sink.audio)
     settled = slice(SR, len(out))
     assert power_db(mic[settled]) - power_db(out[settled]) >= MIN_ERLE_DB
@@ -90,10 +96,10 @@ def test_the_users_voice_over_the_echo_is_kept(reference):
     t, sink = duplex(aec)
     ref = reference[: 6 * SR]
     t.play.put(pcm(ref))
-    user = np.zeros(len(ref))
+    user = np.zeros(len(ref) + 2 * CALLBACK)
     talk = slice(4 * SR, 5 * SR)
     user[talk] = reference[7 * SR : 8 * SR]  # other speech, at the bot's own level
-    run_duplex(t, echo_of(ref) + user)
+    run_duplex(t, np.concatenate([np.zeros(2 * CALLBACK), echo_of(ref)]) + user)
     out = as_array(sink.audio)
     # Double talk: the suppressor may take some of it, never most of it.
     assert power_db(out[talk]) >= power_db(user[talk]) - 6
@@ -172,7 +178,7 @@ async def test_writes_wait_for_the_speaker_and_an_interruption_drops_the_queue()
     """The output transport is paced by the callback draining the play buffer: at most
     ``PLAY_AHEAD_SECS`` plus one chunk is ever queued. An interruption drops it."""
     t = DuplexAudioTransport(params(audio_out_end_silence_secs=0))  # no 2 s of silence at the end
-    t._stream = object()  # running: the callback drains the buffer (below, a thread)
+    t._out_stream = object()  # running: the speaker's callback drains the buffer (below, a thread)
     most = [0]
     done = threading.Event()
 
@@ -200,7 +206,7 @@ async def test_writes_wait_for_the_speaker_and_an_interruption_drops_the_queue()
     await asyncio.sleep(0)
 
 
-def test_a_device_that_cannot_run_both_ways_gets_a_clear_error(monkeypatch):
+def test_a_device_that_cannot_open_gets_a_clear_error(monkeypatch):
     import pyaudio
 
     from bot.duplex_audio import DuplexStreamError
@@ -209,14 +215,107 @@ def test_a_device_that_cannot_run_both_ways_gets_a_clear_error(monkeypatch):
         terminated = False
 
         def open(self, **kw):
-            assert kw["input"] and kw["output"] and kw["rate"] == 16000
-            raise OSError(-9993, "Illegal combination of I/O devices")
+            assert kw["rate"] == 16000
+            raise OSError(-9997, "Invalid sample rate")
 
         def terminate(self):
             NoDuplex.terminated = True
 
     monkeypatch.setattr(pyaudio, "PyAudio", NoDuplex)
     t = DuplexAudioTransport(params(input_device_index=3))
-    with pytest.raises(DuplexStreamError, match=r"16000 Hz.*input device #3.*output device \(the default\).*Illegal.*--no-aec"):
+    with pytest.raises(DuplexStreamError, match=r"16000 Hz.*input device #3, output device \(the default\).*Invalid sample rate.*--no-aec"):
         t.open(16000, Sink())
     assert NoDuplex.terminated and not t.running
+
+
+def test_the_reverse_fifo_pairs_played_with_captured_samples_and_is_bounded():
+    t, sink = duplex(EchoCanceller())
+    t._canceller.start_capture(SR)
+    first = t.render(2 * CALLBACK)  # PortAudio fills its buffer first: 20 ms ahead
+    assert len(t.reverse) == 2 * CALLBACK and first == bytes(2 * CALLBACK)
+    t.capture(bytes(2 * CALLBACK))  # takes as many played samples as it brings
+    assert len(t.reverse) == 0
+    for _ in range(80):  # 1.6 s played with no microphone: only the last 1 s is kept
+        t.render(2 * CALLBACK)
+    assert len(t.reverse) == 2 * SR and t.reverse_dropped == 2 * int(0.6 * SR)
+
+
+class FakeStream:
+    def __init__(self, log, **kw):
+        self.log, self.kw, self.active = log, kw, False
+        log.append(("open", "output" if kw.get("output") else "input"))
+
+    def is_active(self):
+        return self.active
+
+    def start_stream(self):
+        self.active = True
+
+    def stop_stream(self):
+        self.log.append(("stop", "output" if self.kw.get("output") else "input"))
+
+    def close(self):
+        pass
+
+
+def test_the_watchdog_sees_a_stalled_callback_and_restarts_both_streams(monkeypatch):
+    """PortAudio's ALSA backend once stopped calling back after an underrun: the bot
+    deaf and its output stuck. A stream whose callback has not come for STALL_SECS
+    is restarted, with the other."""
+    import pyaudio
+
+    import bot.duplex_audio as duplex_audio
+
+    log = []
+
+    class PA:
+        def open(self, **kw):
+            return FakeStream(log, **kw)
+
+        def terminate(self):
+            log.append(("terminate",))
+
+    monkeypatch.setattr(pyaudio, "PyAudio", PA)
+    clock = [100.0]
+    monkeypatch.setattr(duplex_audio.time, "monotonic", lambda: clock[0])
+    t = DuplexAudioTransport(params())
+    t.open(SR, Sink())
+    t.start()
+    assert log == [("open", "output"), ("open", "input")] and t.running
+    clock[0] += 0.5
+    t.render(2 * CALLBACK)
+    t.capture(bytes(2 * CALLBACK))
+    assert t.stalled() is None
+    clock[0] += duplex_audio.STALL_SECS + 0.1
+    t.render(2 * CALLBACK)  # the speaker goes on, the microphone stopped
+    assert t.stalled() == "microphone"
+    t.restart()
+    assert log[2:] == [("stop", "input"), ("stop", "output"), ("open", "output"), ("open", "input")]
+    assert t.restarts == 1 and t.stalled() is None and len(t.reverse) == 0
+    t.close()
+    assert log[-1] == ("terminate",) and not t.running and t.stalled() is None
+
+
+async def test_the_watchdog_task_ends_with_the_pipeline(monkeypatch):
+    """No task outlives EndFrame: the input transport's watchdog is cancelled at cleanup."""
+    import pyaudio
+
+    monkeypatch.setattr(pyaudio, "PyAudio", lambda: type("PA", (), {
+        "open": lambda self, **kw: FakeStream([], **kw), "terminate": lambda self: None})())  # fmt: skip
+    import bot.duplex_audio as duplex_audio
+
+    watching = []
+    watch = duplex_audio._DuplexInput._watch
+
+    async def counted(self):
+        watching.append(self)
+        await watch(self)
+
+    monkeypatch.setattr(duplex_audio._DuplexInput, "_watch", counted)
+    t = DuplexAudioTransport(params())
+    before = {task for task in asyncio.all_tasks()}
+    await run_test(t.input(), frames_to_send=[SleepFrame(sleep=0.1)], expected_down_frames=None)
+    assert watching == [t.input()]  # it ran while the pipeline did
+    assert t.input()._watchdog is None and not t.running
+    left = {task for task in asyncio.all_tasks() - before if not task.done()}
+    assert not [task for task in left if "watchdog" in task.get_name()]

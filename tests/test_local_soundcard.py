@@ -32,6 +32,8 @@ decision, no interruption), and "stop" stops it (:func:`check_conversation`).
 
     python tests/test_local_soundcard.py            # AEC on (the default)
     python tests/test_local_soundcard.py --no-aec   # the baseline
+
+``SOFTACK_BOT_LOG=FILE`` keeps a copy of the bot's log there.
 """
 
 from __future__ import annotations
@@ -309,7 +311,7 @@ class Report:
             + f"; {len(self._all('echo'))} utterances dropped as echo",
         ]
         for s in self.said:
-            got = [e for e in self.events if e.kind in ("interruption", "backchannel", "cut")
+            got = [e for e in self.events if e.kind in ("interruption", "backchannel", "echo", "cut")
                    and self.in_window(e, s, BACKCHANNEL_WINDOW_SECS)]  # fmt: skip
             lines.append(
                 f"  {s.start - self.greeting_start:6.1f}s {s.kind:<11} {s.clip:<40} "
@@ -348,6 +350,8 @@ def bot_on_sound_card(*bot_args: str):
     finally:
         if bot is not None:
             bot.stop()
+            if keep := os.environ.get("SOFTACK_BOT_LOG"):  # a copy of the bot's log, for a run by hand
+                shutil.copy(bot.log_path, keep)
         card.stop()
 
 
