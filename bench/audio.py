@@ -579,7 +579,7 @@ def outcome(scn: Scenario, tl, strategies=tuple(STRATEGIES)) -> dict:
             r["false_interrupt"] = stopped
         if name in FILTER_BRANCHES:
             r["filter_decisions"] = [
-                [e.kind.removeprefix("filter_"), e.data.get("text", ""), round(e.t, 3)]
+                [e.kind.removeprefix("filter_"), e.data.get("text", ""), round(e.t, 3), e.data.get("reason", "")]
                 for e in tl.events
                 if e.kind.startswith("filter_") and e.data.get("branch") == name
             ]

@@ -112,6 +112,10 @@ _STATEFUL = (
 # while bot audio plays and declares the bot stopped itself after 3 s without audio
 # (BOT_VAD_STOP_FALLBACK_SECS), so past 3.5 s its BotStoppedSpeakingFrame was lost.
 BOT_SPEAKING_STALE_SECS = 3.5
+# The decision reason when no final came after the speech stopped.
+TRANSCRIPT_TIMEOUT = "transcript timeout"
+# The decision reason of an utterance reopened by its final (see _late_final).
+LATE_FINAL = "late final"
 
 # Seconds of microphone audio before the speech start that the acoustic echo check
 # reads (Silero's start_secs and its 32 ms windows: the VAD start comes that late), and
@@ -154,7 +158,10 @@ class SoftAckDecision:
             ``"bot stopped speaking"``, ``"bot speech stale"``, ``"next utterance"``,
             ``"pipeline ended"``, ``"bot grace period over"``, ``"late transcript"``
             (a transcript of the utterance dropped just before: one frame, dropped
-            with it, no second ``UserBackchannelFrame``).
+            with it, no second ``UserBackchannelFrame``), ``"late final"`` (the
+            final of an utterance dropped at the transcript timeout as ``"noise"``
+            for want of one: the utterance judged again, its frames and the final;
+            they were counted in the noise decision too).
         deferred: Why the interruption had to wait before this decision
             (``"uninterruptible speech"``, ``"bot grace period"``, ``"min_words"``,
             ``"min_speech_secs"``), or None.
@@ -188,6 +195,7 @@ class _Utterance:
     low_confidence: bool = False  # the latest interim's content was a low-confidence guess
     deferred: str | None = None  # why an interruption is waiting (see _gate)
     recheck: tuple[str, bool] = ("", False)  # (reason, by_command) to look again with
+    awaits_final: bool = False  # dropped for want of a final: a late one reopens it
 
     @property
     def text(self) -> str:
@@ -220,8 +228,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
       ``UserBackchannelFrame`` with its text is pushed downstream instead.
     - If no final comes within ``transcript_timeout_secs`` of the speech stopping (or
       the P99 latency the STT advertises in its ``STTMetadataFrame``, if longer), the
-      utterance is decided on the text it has (an interim), or dropped as noise if it
-      has none.
+      utterance is dropped as noise: with no words, or with content that only an
+      interim held and that never met the rule above (a streaming STT whose final comes
+      back empty has taken its guess back: PocketSphinx and Deepgram then send no
+      frame; a user's "uh-huh" over the bot, interim "but", final empty). Soft-acks
+      only are a backchannel. A final that still comes before the next speech start,
+      while the bot speaks, reopens the utterance: it is judged again on its final,
+      with its frames, in a decision of its own.
     - Speech held longer than ``max_hold_secs`` without a decision is released. Once
       the VAD has heard the speech end, an STT's own turn that stays open (Flux,
       AssemblyAI, Speechmatics) gets ``max_hold_secs`` from there to end, and the
@@ -748,6 +761,17 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if self._dropped is not None:
             if isinstance(frame, _START_TYPES):
                 self._dropped = None
+            elif self._held is None and self._late_final(frame):
+                # The final of an utterance dropped for want of one: judge it again,
+                # now on its final, with its frames (they were not pushed).
+                self._held, self._dropped = self._dropped[0], None
+                self._held.awaits_final = False
+                self._held.frames.append(frame)
+                self._held.finals.append(self._text_of(frame))
+                self._held.interim = ""
+                self._held.last_transcript = frame
+                await self._decide_end(LATE_FINAL)
+                return
             elif self._held is None and self._late_transcript(frame):
                 await self._drop_late(frame)
                 return
@@ -847,6 +871,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
             await self._drop("echo", reason)
         elif verdict == Verdict.INTERRUPTION and not force and self._guess_only(self._held):
             await self._drop("noise", f"{reason}, low-confidence interim only")
+        elif verdict == Verdict.INTERRUPTION and reason == TRANSCRIPT_TIMEOUT and self._interim_only(self._held):
+            # Words the STT put in an interim and never stood by: an interim alone
+            # releases only once confirmed (see _evaluate), and a streaming STT whose
+            # final comes back empty (PocketSphinx, Deepgram: no frame then) has
+            # taken its guess back. A final that still comes reopens it.
+            self._held.awaits_final = True
+            await self._drop("noise", f"{reason}, unconfirmed interim only")
         elif verdict == Verdict.INTERRUPTION and force:
             await self._release(reason)
         elif verdict == Verdict.INTERRUPTION and self._unconfirmed(self._held, by_command):
@@ -868,6 +899,13 @@ class SoftAckInterruptionFilter(FrameProcessor):
         """The speech has not yet lasted ``interim_min_speech_secs``."""
         began = utterance.speech_started_at or utterance.started_at
         return (utterance.stopped_at or time.monotonic()) - began < self._interim_min_speech
+
+    def _interim_only(self, utterance: _Utterance) -> bool:
+        """No final, and no command keyword that counts in an interim: what is held
+        never met the interim release rule. A lone "but" is a command only once the
+        utterance is complete (it may begin "but what about..."): without a final
+        nothing says it is."""
+        return not utterance.finals and not self._judge(utterance, partial=True)[1]
 
     @staticmethod
     def _guess_only(utterance: _Utterance) -> bool:
@@ -1080,6 +1118,11 @@ class SoftAckInterruptionFilter(FrameProcessor):
             )
         return ""
 
+    def _late_final(self, frame: Frame) -> bool:
+        """The final transcript of the utterance dropped last for want of one
+        (:attr:`_Utterance.awaits_final`), before any new speech start."""
+        return isinstance(frame, TranscriptionFrame) and self._dropped[0].awaits_final and bool(self._text_of(frame))
+
     def _late_transcript(self, frame: Frame) -> bool:
         """A transcript of the utterance dropped last, arriving before any new speech
         start: a late or repeated final, or an interim after its final. Its words and
@@ -1167,7 +1210,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         await self._release_or_defer(reason, by_command)
 
     async def _on_transcript_timeout(self):
-        await self._decide_end("transcript timeout")
+        await self._decide_end(TRANSCRIPT_TIMEOUT)
 
     async def _cancel_timer(self):
         if self._timer is not None:

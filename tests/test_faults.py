@@ -305,6 +305,10 @@ class Run:
                 [type(fr).__name__ for fr in out_gated]
             )
         dropped = sum(d.frames for _, d in self.decisions if d.kind != "interruption")
+        # A late final reopens the utterance its noise decision dropped: those frames
+        # are counted again in the reopened utterance's own decision.
+        decisions = [d for _, d in self.decisions]
+        dropped -= sum(before.frames for before, d in zip(decisions, decisions[1:]) if d.reason == "late final")
         if not isinstance(end, CancelFrame):
             assert len(in_ids) == len(out_ids) + dropped, (
                 len(in_ids), len(out_ids), dropped, self.kinds()
@@ -494,19 +498,25 @@ async def test_stt_that_reconnects_loses_one_final_and_the_next_utterance_still_
 
 @pytest.mark.parametrize("context", CONTEXTS)
 @pytest.mark.parametrize(
-    "interims, kind",
-    [(("mm hmm",), "backchannel"), (("refund",), "interruption"), ((), "noise")],
+    "interims, kind, reason",
+    [
+        (("mm hmm",), "backchannel", "transcript timeout"),
+        (("refund",), "noise", "transcript timeout, unconfirmed interim only"),
+        ((), "noise", "transcript timeout"),
+    ],
     ids=["soft-ack", "content", "no-words"],
 )
 @on_clock
-async def test_a_final_that_never_comes(context, interims, kind, clock="virtual"):
-    """Decided on the interim at the transcript timeout: a soft-ack is dropped, one
-    unconfirmed content word is released, speech without words is noise."""
+async def test_a_final_that_never_comes(context, interims, kind, reason, clock="virtual"):
+    """Decided at the transcript timeout: a soft-ack is dropped as a backchannel; one
+    content word that only a short interim held (the STT never stood by it) and
+    speech without words are noise. The bot is not interrupted."""
     run = build(context, clock=clock)
-    await run.go([*bot_starts(), *says(context, *interims), *run.settle()])
+    down = await run.go([*bot_starts(), *says(context, *interims), *run.settle()])
     assert [k for k, _ in run.kinds()] == [kind]
+    assert not any(isinstance(x, InterruptionFrame) for x in down)
     decision = run.decisions[0][1]
-    assert decision.reason == "transcript timeout"
+    assert decision.reason == reason
     assert decision.after_speech_stop_secs == pytest.approx(TRANSCRIPT_TIMEOUT, abs=SLACK[clock])
 
 
@@ -547,6 +557,57 @@ async def test_a_late_final_after_the_timeout_decided_it_is_part_of_that_backcha
     assert run.backchannel_frames() == ["yeah"]
     if run.aggregator:
         assert run.user_messages() == [] and run.turns == [0, 0]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@pytest.mark.parametrize(
+    "final_text, kind",
+    [("But what about the price?", "interruption"), ("Uh-huh.", "backchannel")],
+    ids=["content", "soft-ack"],
+)
+@on_clock
+async def test_a_final_after_the_timeout_dropped_an_unconfirmed_interim_reopens_it(context, final_text, kind):
+    """"but" stood in one short interim and no final came: dropped as noise at the
+    timeout. The final then still comes, while the bot speaks and before any new speech:
+    the utterance is judged again on it, with its held frames, in order."""
+    run = build(context)
+    down = await run.go(
+        [
+            *bot_starts(),
+            *says(context, "but"),
+            *pause(context, TRANSCRIPT_TIMEOUT + 0.1),
+            final(final_text),
+            *run.settle(),
+        ]
+    )
+    assert run.kinds() == [("noise", "but"), (kind, final_text)]
+    assert run.reasons() == ["transcript timeout, unconfirmed interim only", "late final"]
+    released = [x.text for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))]
+    if kind == "interruption" and run.aggregator:
+        assert run.turns[0] == 1 and run.user_messages() == [final_text]
+    elif kind == "interruption":
+        assert released == ["but", final_text]
+    else:
+        assert released == [] and run.backchannel_frames() == [final_text]
+        assert not run.aggregator or run.turns == [0, 0]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@on_clock
+async def test_a_final_after_an_unconfirmed_interim_and_a_new_speech_start_is_not_reopened(context):
+    """Once new speech has started, a late final no longer belongs to the dropped
+    utterance: "but" stays dropped and the new utterance is judged on its own."""
+    run = build(context)
+    await run.go(
+        [
+            *bot_starts(),
+            *says(context, "but"),
+            *pause(context, TRANSCRIPT_TIMEOUT + 0.1),
+            *says(context, "yeah", final_text="Yeah."),
+            *run.settle(),
+        ]
+    )
+    assert run.kinds() == [("noise", "but"), ("backchannel", "Yeah.")]
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
@@ -752,5 +813,9 @@ async def test_a_second_start_frame(context):
 def test_on_the_real_clock_too(context):
     """Two of the cases on the real clock (a scheduling allowance of SLACK["real"]):
     nothing above depends on the virtual one."""
-    asyncio.run(test_a_final_that_never_comes.__wrapped__(context, ("refund",), "interruption", "real"))
+    asyncio.run(
+        test_a_final_that_never_comes.__wrapped__(
+            context, ("refund",), "noise", "transcript timeout, unconfirmed interim only", "real"
+        )
+    )
     asyncio.run(test_an_interruption_from_elsewhere_mid_hold.__wrapped__(context, "downstream", "real"))
