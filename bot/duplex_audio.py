@@ -249,6 +249,9 @@ class DuplexAudioTransport(BaseTransport):
         self.reverse_dropped = 0
         self._last_render = self._last_capture = 0.0
         self._failed = False
+        # restart() runs in an executor thread and goes on after the watchdog task is
+        # cancelled: close() waits for it, and a restart after close() does nothing.
+        self._streams_lock = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -337,16 +340,20 @@ class DuplexAudioTransport(BaseTransport):
 
     def restart(self) -> None:
         """Close and reopen both streams (the watchdog; runs off the event loop). The
-        reverse FIFO starts empty; the canceller finds the new delay."""
-        self.restarts += 1
-        self._close_streams()
-        self.reverse.clear()
-        try:
-            self._open_streams()
-            self.start()
-        except DuplexStreamError as e:
-            logger.error(f"Duplex audio: restart failed: {e}")
-            self._last_render = self._last_capture = time.monotonic()  # try again later
+        reverse FIFO starts empty; the canceller finds the new delay. Nothing once
+        :meth:`close` has run."""
+        with self._streams_lock:
+            if self._pyaudio is None:
+                return
+            self.restarts += 1
+            self._close_streams()
+            self.reverse.clear()
+            try:
+                self._open_streams()
+                self.start()
+            except DuplexStreamError as e:
+                logger.error(f"Duplex audio: restart failed: {e}")
+                self._last_render = self._last_capture = time.monotonic()  # try again later
 
     def _close_streams(self) -> None:
         for name in ("_in_stream", "_out_stream"):
@@ -360,12 +367,14 @@ class DuplexAudioTransport(BaseTransport):
                     logger.warning(f"Duplex audio: closing a stream: {e}")
 
     def close(self) -> None:
-        """Stop and close the streams, log what the canceller did (idempotent)."""
-        was_open = self._pyaudio is not None
-        self._close_streams()
-        if self._pyaudio is not None:
-            self._pyaudio.terminate()
-            self._pyaudio = None
+        """Stop and close the streams, log what the canceller did (idempotent). Waits
+        for a restart under way to finish."""
+        with self._streams_lock:
+            was_open = self._pyaudio is not None
+            self._close_streams()
+            if self._pyaudio is not None:
+                self._pyaudio.terminate()
+                self._pyaudio = None
         if not was_open:
             return
         if self._canceller is not None:

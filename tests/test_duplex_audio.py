@@ -319,3 +319,42 @@ async def test_the_watchdog_task_ends_with_the_pipeline(monkeypatch):
     assert t.input()._watchdog is None and not t.running
     left = {task for task in asyncio.all_tasks() - before if not task.done()}
     assert not [task for task in left if "watchdog" in task.get_name()]
+
+
+def test_a_restart_under_way_when_the_pipeline_ends_leaves_no_stream_open(monkeypatch):
+    """The watchdog's restart runs in an executor thread and goes on after its task is
+    cancelled at cleanup: close() waits for it, and a restart after close() opens
+    nothing, so no PortAudio callback outlives the pipeline."""
+    import pyaudio
+
+    log, opening, release = [], threading.Event(), threading.Event()
+
+    class SlowPA:
+        def open(self, **kw):
+            if kw.get("output") and log.count(("open", "output")) == 1:
+                opening.set()  # the restart's first open: hold it while close() is called
+                release.wait(5)
+            return FakeStream(log, **kw)
+
+        def terminate(self):
+            log.append(("terminate",))
+
+    monkeypatch.setattr(pyaudio, "PyAudio", SlowPA)
+    t = DuplexAudioTransport(params())
+    t.open(SR, Sink())
+    t.start()
+    restarting = threading.Thread(target=t.restart)
+    restarting.start()
+    assert opening.wait(5)
+    closing = threading.Thread(target=t.close)
+    closing.start()
+    closing.join(0.2)
+    assert closing.is_alive()  # close() waits for the restart
+    release.set()
+    restarting.join(5)
+    closing.join(5)
+    opened = [e for e in log if e[0] == "open"]
+    stopped = [e for e in log if e[0] == "stop"]
+    assert len(opened) == 4 and len(stopped) == 4 and log[-1] == ("terminate",) and not t.running
+    t.restart()  # the watchdog's last look, after the end
+    assert len([e for e in log if e[0] == "open"]) == 4 and t.restarts == 1
