@@ -3,6 +3,7 @@
     python -m bench stt [--stt pocketsphinx,whisper,hybrid] [--set tuned,open]
                         [--clips FILE.tsv] [--vad-start-secs 0.2] [--vad-stop-secs 0.2]
                         [--softack-boost W] [--command-boost W] [--stable-chunks N]
+                        [--over-echo ERL_DB [--no-aec]]
                         [--verbose] [--tsv OUT] [--json]
     python -m bench.stt ...            (same)
 
@@ -24,6 +25,16 @@ Ears (``--stt``, default all three, one block each, then one summary table):
   fired on them (the worst case);
 * ``hybrid``: PocketSphinx's interims passed on only when they hold a command
   keyword (``bot.whisper_stt.create_command_word_stt``), Whisper's final.
+
+Double talk (``--over-echo ERL_DB``): each clip is said ``OVER_ECHO_LEAD_SECS`` (3 s)
+into one of the audio bench's Piper answers (bench/audio_scenarios.py, in turn),
+whose echo reaches the microphone ``OVER_ECHO_DELAY_SECS`` (50 ms) later at an echo
+return loss of ERL_DB, and the microphone goes through the reference bot's canceller
+as ``--transport local`` runs it (``bot.echo_cancel.EchoCanceller.process_duplex``,
+paired 20 ms at a time, warm from the answer's start); ``--no-aec`` leaves the echo
+in. The user on a laptop speaker talking over the bot, the case of issue 10's
+sound-card conversation, which ``bench audio`` (user sound or echo, never both) does
+not play.
 
 PocketSphinx details:
 
@@ -232,6 +243,56 @@ def whisper_segment(pcm: bytes, row: dict, vad_start: float, vad_stop: float) ->
     return pcm[int(a * SR) * 2 : int(b * SR) * 2] + bytes(int(WHISPER_TAIL_S * SR) * 2)
 
 
+OVER_ECHO_LEAD_SECS = 3.0
+OVER_ECHO_DELAY_SECS = 0.05
+
+
+def over_bot_echo(pcm: bytes, row: dict, answer, erl_db: float, cancel: bool) -> tuple[bytes, dict]:
+    """The clip said over the bot playing ``answer`` (float32 samples, 16 kHz), its
+    echo at ``erl_db`` dB below what it played (see the module docstring); through the
+    echo canceller if ``cancel``. Returns the microphone PCM and the row with its
+    speech times moved to where the clip now lies.
+
+    Raises:
+        ValueError: ``erl_db`` negative.
+    """
+    import numpy as np
+
+    from bot.echo_cancel import EchoCanceller
+
+    if erl_db < 0:
+        raise ValueError(f"an echo return loss must be >= 0 dB, got {erl_db}")
+    user = np.frombuffer(pcm, np.int16).astype(np.float32)
+    lead, delay = int(OVER_ECHO_LEAD_SECS * SR), int(OVER_ECHO_DELAY_SECS * SR)
+    n = lead + len(user) + int(0.8 * SR)
+    played = np.zeros(n, np.float32)
+    played[: min(n, len(answer))] = answer[:n]
+    mic = np.zeros(n, np.float32)
+    mic[delay:] = played[: n - delay] * 10 ** (-erl_db / 20)
+    mic[lead : lead + len(user)] += user
+    out, played_pcm = _pcm16(mic), _pcm16(played)
+    if cancel:
+        aec = EchoCanceller()
+        aec.start_capture(SR)
+        aec.start_render(SR)
+        step = int(CHUNK_S * SR) * 2
+        out = b"".join(
+            aec.process_duplex(out[i : i + step], played_pcm[i : i + step]) for i in range(0, len(out), step)
+        )
+        aec.stop()
+    moved = dict(row)
+    if row["label"] != "NOISE":
+        for key in ("speech_start", "speech_end"):
+            moved[key] = f"{float(row[key]) + OVER_ECHO_LEAD_SECS:.3f}"
+    return out, moved
+
+
+def _pcm16(x) -> bytes:
+    import numpy as np
+
+    return np.clip(x, -32768, 32767).astype(np.int16).tobytes()
+
+
 def released_on_interims(interims: list[str], clf, Verdict, confirmations: int = 2) -> bool:
     """Whether ``SoftAckInterruptionFilter`` would release on these interims, before any
     final: a command keyword at once, a content word once it stood in
@@ -255,15 +316,18 @@ def run_ear(ear: str, rows: list[dict], clips_dir: Path, a, stream, whisper, clf
 
         keep = command_interim_gate(clf, a.hybrid_min_words)
     results = []
-    for row in rows:
+    for k, row in enumerate(rows):
         pcm = read_pcm(clips_dir / row["file"])
+        heard = row
+        if a.over_echo is not None:
+            pcm, heard = over_bot_echo(pcm, row, a.answers[k % len(a.answers)], a.over_echo, not a.no_aec)
         if ear == "whisper":
             res = {"final": "", "first_interim": "", "first_interim_lat": None, "cost": 0.0, "interims": [],
                    "audio_s": len(pcm) / (2 * SR), "final_after_vad_stop": None, "final_after_speech_end": None}  # fmt: skip
         else:
-            res = run_clip(stream, pcm, row, a.vad_start_secs, a.vad_stop_secs, keep_interim=keep)
+            res = run_clip(stream, pcm, heard, a.vad_start_secs, a.vad_stop_secs, keep_interim=keep)
         if ear in ("whisper", "hybrid"):
-            text, cost = whisper.transcribe(whisper_segment(pcm, row, a.vad_start_secs, a.vad_stop_secs))
+            text, cost = whisper.transcribe(whisper_segment(pcm, heard, a.vad_start_secs, a.vad_stop_secs))
             res["final"] = text
             res["cost"] += cost
             if row["label"] != "NOISE":
@@ -437,11 +501,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hybrid-min-words", type=int, default=None,
                     help="hybrid: interim words that pass without a command keyword "
                     "(default bot.whisper_stt.HYBRID_MIN_CONTENT_WORDS; 0 = commands only)")  # fmt: skip
+    ap.add_argument("--over-echo", type=float, default=None, metavar="ERL_DB",
+                    help="say each clip over the bot's echo at this echo return loss (dB), through the AEC")
+    ap.add_argument("--no-aec", action="store_true", help="with --over-echo: leave the echo in")
     ap.add_argument("--filter", default="", help="only clips whose file name contains this")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per clip")
     ap.add_argument("--tsv", type=Path, help="write per-clip results here (all sets and ears)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     a = ap.parse_args(argv)
+    if a.over_echo is not None and a.over_echo < 0:
+        print(f"error: --over-echo {a.over_echo:g}: an echo return loss >= 0 dB", file=sys.stderr)
+        return 2
+    if a.no_aec and a.over_echo is None:
+        print("error: --no-aec goes with --over-echo", file=sys.stderr)
+        return 2
     ears = [e.strip() for e in a.stt.split(",") if e.strip()]
     bad = [e for e in ears if e not in EARS]
     if bad or not ears:
@@ -493,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
 
         a.hybrid_min_words = HYBRID_MIN_CONTENT_WORDS
     clf, Verdict = load_classifier()
+    if a.over_echo is not None:
+        from bench.audio_scenarios import bot_answers
+
+        answers = bot_answers()
+        a.answers = [answers[key] for key in sorted(answers)]
 
     blocks, all_rows = [], []
     for set_name, manifest in sets.items():
@@ -509,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = out
     if a.json:
         print(json.dumps({"vad_start_secs": a.vad_start_secs, "vad_stop_secs": a.vad_stop_secs,
+                          "over_echo_db": a.over_echo, "aec": a.over_echo is not None and not a.no_aec,
                           "params": str(params), "blocks": blocks}))  # fmt: skip
     else:
         print(format_summary(blocks))

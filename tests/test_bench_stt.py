@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.stt import released_on_interims, whisper_segment
+import numpy as np
+import pytest
+
+from bench.stt import OVER_ECHO_DELAY_SECS, OVER_ECHO_LEAD_SECS, over_bot_echo, released_on_interims, whisper_segment
 from pipecat_softack import BackchannelClassifier, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +58,43 @@ def test_an_unknown_ear_is_refused():
         [sys.executable, "-m", "bench", "stt", "--stt", "vosk"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "vosk" in proc.stderr
+
+
+def _db(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-9)
+
+
+def test_double_talk_puts_the_clip_over_the_bots_echo_and_the_canceller_removes_the_echo():
+    """--over-echo: the clip lies OVER_ECHO_LEAD_SECS into the bot's answer, the echo at
+    the echo return loss asked for, 50 ms late; through the canceller the echo drops
+    (measured on a clip of silence, so what is left is echo) while the user's voice stays."""
+    rng = np.random.default_rng(3)
+    answer = (rng.standard_normal(6 * SR) * 3000).astype(np.float32)  # the bot playing, loud
+    silence = bytes(2 * SR)
+    row = {"label": "BACKCHANNEL", "speech_start": "0.250", "speech_end": "0.530"}
+    raw, moved = over_bot_echo(silence, row, answer, 13.0, cancel=False)
+    assert float(moved["speech_start"]) == pytest.approx(0.25 + OVER_ECHO_LEAD_SECS)
+    assert float(moved["speech_end"]) == pytest.approx(0.53 + OVER_ECHO_LEAD_SECS)
+    assert row["speech_start"] == "0.250"  # the manifest row itself is left alone
+    mic = np.frombuffer(raw, np.int16)
+    d = int(OVER_ECHO_DELAY_SECS * SR)
+    assert not mic[:d].any()  # nothing before the echo's delay
+    assert _db(mic[d : 2 * SR]) == pytest.approx(_db(answer[: 2 * SR - d]) - 13.0, abs=0.2)
+    cancelled, _ = over_bot_echo(silence, row, answer, 13.0, cancel=True)
+    late = slice(int(OVER_ECHO_LEAD_SECS * SR), int((OVER_ECHO_LEAD_SECS + 1) * SR))  # the canceller warm
+    erle = _db(mic[late]) - _db(np.frombuffer(cancelled, np.int16)[late])
+    assert erle > 10, erle
+    voice = (np.sin(np.arange(SR) * 2 * np.pi * 220 / SR) * 8000).astype(np.int16).tobytes()
+    alone, _ = over_bot_echo(voice, row, np.zeros(6 * SR, np.float32), 13.0, cancel=True)
+    kept = np.frombuffer(alone, np.int16)[late]
+    assert _db(kept) == pytest.approx(_db(np.frombuffer(voice, np.int16)), abs=1.0)  # no echo: passed through
+    with pytest.raises(ValueError, match="-3"):
+        over_bot_echo(silence, row, answer, -3.0, cancel=True)
+
+
+def test_no_aec_needs_over_echo():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "stt", "--stt", "pocketsphinx", "--no-aec"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--no-aec goes with --over-echo" in proc.stderr
