@@ -870,6 +870,7 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if verdict == Verdict.INTERRUPTION and self._is_echo(self._held, by_command):
             await self._drop("echo", reason)
         elif verdict == Verdict.INTERRUPTION and not force and self._guess_only(self._held):
+            self._held.awaits_final = reason == TRANSCRIPT_TIMEOUT  # as below
             await self._drop("noise", f"{reason}, low-confidence interim only")
         elif verdict == Verdict.INTERRUPTION and reason == TRANSCRIPT_TIMEOUT and self._interim_only(self._held):
             # Words the STT put in an interim and never stood by: an interim alone

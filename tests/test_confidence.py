@@ -48,6 +48,18 @@ async def test_a_low_confidence_content_guess_never_releases_and_is_dropped_as_n
     assert [(d.kind, d.reason) for d in f.decisions] == [("noise", "transcript timeout, low-confidence interim only")]
 
 
+async def test_a_final_after_the_guess_was_dropped_still_decides():
+    """The final comes after the timeout dropped the low-confidence guess, while the bot
+    still speaks: the utterance is judged again on it (reason "late final")."""
+    f = recording_filter()
+    frames = spoken(deepgram("truck", 0.3))
+    await run_test(f, frames_to_send=[*frames, final("My truck broke down."), SleepFrame(sleep=0.1)])
+    assert [(d.kind, d.reason) for d in f.decisions] == [
+        ("noise", "transcript timeout, low-confidence interim only"),
+        ("interruption", "late final"),
+    ]
+
+
 async def test_the_same_words_with_high_confidence_release_on_the_second_interim():
     # interim_min_speech_secs=0: these paced frames are speech of a few ms, which the
     # duration rule would leave to a final (none comes: the timeout drops it as noise).
