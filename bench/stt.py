@@ -32,7 +32,9 @@ whose echo reaches the microphone ``OVER_ECHO_DELAY_SECS`` (50 ms) later at an e
 return loss of ERL_DB, and the microphone goes through the reference bot's canceller
 as ``--transport local`` runs it (``bot.echo_cancel.EchoCanceller.process_duplex``,
 paired 20 ms at a time, warm from the answer's start); ``--no-aec`` leaves the echo
-in. The user on a laptop speaker talking over the bot, the case of issue 10's
+in. PocketSphinx is told the pipeline has a VAD (``vad_present``), as the bot's
+service is, so what its own onset detector hears in the echo before the clip goes out
+only if the VAD confirms it. The user on a laptop speaker talking over the bot, the case of issue 10's
 sound-card conversation, which ``bench audio`` (user sound or echo, never both) does
 not play.
 
@@ -325,8 +327,17 @@ def run_ear(ear: str, rows: list[dict], clips_dir: Path, a, stream, whisper, clf
             res = {"final": "", "first_interim": "", "first_interim_lat": None, "cost": 0.0, "interims": [],
                    "audio_s": len(pcm) / (2 * SR), "final_after_vad_stop": None, "final_after_speech_end": None}  # fmt: skip
         else:
+            if a.over_echo is not None:
+                # As in the bot, whose pipeline has a VAD: what PocketSphinx's own onset
+                # detector opens on the 3 s of echo before the clip is not emitted
+                # unless the VAD confirms it.
+                stream.vad_present()
             res = run_clip(stream, pcm, heard, a.vad_start_secs, a.vad_stop_secs, keep_interim=keep)
         if ear in ("whisper", "hybrid"):
+            if a.over_echo is not None and row["label"] == "NOISE":
+                # A NOISE clip goes to Whisper whole (see whisper_segment): the clip,
+                # not the bot's echo before it.
+                pcm = pcm[int(OVER_ECHO_LEAD_SECS * SR) * 2 :]
             text, cost = whisper.transcribe(whisper_segment(pcm, heard, a.vad_start_secs, a.vad_stop_secs))
             res["final"] = text
             res["cost"] += cost

@@ -66,6 +66,9 @@ MAX_REVERSE_SECS = 1.0
 #: Seconds without a callback from either stream after which the watchdog restarts
 #: both (PortAudio calls each every ``CALLBACK_SECS``).
 STALL_SECS = 1.0
+#: Seconds ``close()`` waits for a restart under way before it closes anyway (a
+#: restart stuck in a wedged device must not hang the pipeline's shutdown).
+CLOSE_WAIT_SECS = 5.0
 
 
 class DuplexStreamError(RuntimeError):
@@ -294,6 +297,10 @@ class DuplexAudioTransport(BaseTransport):
     def _open_streams(self) -> None:
         import pyaudio
 
+        pa = self._pyaudio
+        if pa is None:
+            raise DuplexStreamError("the audio device was closed")
+
         common = dict(
             format=pyaudio.paInt16,
             channels=1,
@@ -302,11 +309,11 @@ class DuplexAudioTransport(BaseTransport):
             start=False,
         )
         try:
-            self._out_stream = self._pyaudio.open(
+            self._out_stream = pa.open(
                 output=True, output_device_index=self._params.output_device_index,
                 stream_callback=self._render_callback, **common,
             )  # fmt: skip
-            self._in_stream = self._pyaudio.open(
+            self._in_stream = pa.open(
                 input=True, input_device_index=self._params.input_device_index,
                 stream_callback=self._capture_callback, **common,
             )  # fmt: skip
@@ -350,10 +357,14 @@ class DuplexAudioTransport(BaseTransport):
             self.reverse.clear()
             try:
                 self._open_streams()
-                self.start()
             except DuplexStreamError as e:
                 logger.error(f"Duplex audio: restart failed: {e}")
                 self._last_render = self._last_capture = time.monotonic()  # try again later
+                return
+            if self._pyaudio is None:
+                self._close_streams()  # close() gave up waiting and closed meanwhile
+            else:
+                self.start()
 
     def _close_streams(self) -> None:
         for name in ("_in_stream", "_out_stream"):
@@ -368,13 +379,19 @@ class DuplexAudioTransport(BaseTransport):
 
     def close(self) -> None:
         """Stop and close the streams, log what the canceller did (idempotent). Waits
-        for a restart under way to finish."""
-        with self._streams_lock:
+        up to :data:`CLOSE_WAIT_SECS` for a restart under way to finish."""
+        locked = self._streams_lock.acquire(timeout=CLOSE_WAIT_SECS)
+        if not locked:
+            logger.error(f"Duplex audio: a stream restart still hangs after {CLOSE_WAIT_SECS:g} s; closing anyway")
+        try:
             was_open = self._pyaudio is not None
             self._close_streams()
             if self._pyaudio is not None:
                 self._pyaudio.terminate()
                 self._pyaudio = None
+        finally:
+            if locked:
+                self._streams_lock.release()
         if not was_open:
             return
         if self._canceller is not None:

@@ -114,8 +114,10 @@ _STATEFUL = (
 BOT_SPEAKING_STALE_SECS = 3.5
 # The decision reason when no final came after the speech stopped.
 TRANSCRIPT_TIMEOUT = "transcript timeout"
-# The decision reason of an utterance reopened by its final (see _late_final).
+# The decision reason of an utterance reopened by its final, and the mark on other
+# decisions of a reopened utterance (see _reopens).
 LATE_FINAL = "late final"
+REOPENED = "reopened"
 
 # Seconds of microphone audio before the speech start that the acoustic echo check
 # reads (Silero's start_secs and its 32 ms windows: the VAD start comes that late), and
@@ -160,8 +162,10 @@ class SoftAckDecision:
             (a transcript of the utterance dropped just before: one frame, dropped
             with it, no second ``UserBackchannelFrame``), ``"late final"`` (the
             final of an utterance dropped at the transcript timeout as ``"noise"``
-            for want of one: the utterance judged again, its frames and the final;
-            they were counted in the noise decision too).
+            for want of one, arriving next: the utterance judged again, its frames
+            and the final, which were counted in the noise decision too; an interim
+            going on from the dropped words reopens it the same way, and its
+            decision's reason ends in ``", reopened"``).
         deferred: Why the interruption had to wait before this decision
             (``"uninterruptible speech"``, ``"bot grace period"``, ``"min_words"``,
             ``"min_speech_secs"``), or None.
@@ -196,6 +200,7 @@ class _Utterance:
     deferred: str | None = None  # why an interruption is waiting (see _gate)
     recheck: tuple[str, bool] = ("", False)  # (reason, by_command) to look again with
     awaits_final: bool = False  # dropped for want of a final: a late one reopens it
+    reopened: bool = False  # held again after such a drop (its decision says so)
 
     @property
     def text(self) -> str:
@@ -232,9 +237,10 @@ class SoftAckInterruptionFilter(FrameProcessor):
       interim held and that never met the rule above (a streaming STT whose final comes
       back empty has taken its guess back: PocketSphinx and Deepgram then send no
       frame; a user's "uh-huh" over the bot, interim "but", final empty). Soft-acks
-      only are a backchannel. A final that still comes before the next speech start,
-      while the bot speaks, reopens the utterance: it is judged again on its final,
-      with its frames, in a decision of its own.
+      only are a backchannel. If its final still comes next (no other frame and no
+      speech start in between), it reopens the utterance: judged again on its final,
+      with its frames, in a decision of its own (released as a user turn if the bot
+      has stopped). An interim that goes on from the dropped words reopens it too.
     - Speech held longer than ``max_hold_secs`` without a decision is released. Once
       the VAD has heard the speech end, an STT's own turn that stays open (Flux,
       AssemblyAI, Speechmatics) gets ``max_hold_secs`` from there to end, and the
@@ -761,20 +767,16 @@ class SoftAckInterruptionFilter(FrameProcessor):
         if self._dropped is not None:
             if isinstance(frame, _START_TYPES):
                 self._dropped = None
-            elif self._held is None and self._late_final(frame):
-                # The final of an utterance dropped for want of one: judge it again,
-                # now on its final, with its frames (they were not pushed).
-                self._held, self._dropped = self._dropped[0], None
-                self._held.awaits_final = False
-                self._held.frames.append(frame)
-                self._held.finals.append(self._text_of(frame))
-                self._held.interim = ""
-                self._held.last_transcript = frame
-                await self._decide_end(LATE_FINAL)
-                return
+            elif self._held is None and self._reopens(frame):
+                if await self._reopen(frame):
+                    return
             elif self._held is None and self._late_transcript(frame):
                 await self._drop_late(frame)
                 return
+            else:
+                # Anything else went on after the drop: a transcript now would come
+                # after it, so it can no longer join the dropped frames in order.
+                self._dropped[0].awaits_final = False
 
         if self._held is None:
             if not self._bot_speaking or (self._passing and not new_utterance):
@@ -1089,6 +1091,8 @@ class SoftAckInterruptionFilter(FrameProcessor):
             timer, self._timer = self._timer, None
             timer.cancel()
         now = time.monotonic()
+        if utterance.reopened and reason != LATE_FINAL:
+            reason = f"{reason}, {REOPENED}"
         decision = SoftAckDecision(
             kind=kind,
             text=utterance.text,
@@ -1119,10 +1123,48 @@ class SoftAckInterruptionFilter(FrameProcessor):
             )
         return ""
 
-    def _late_final(self, frame: Frame) -> bool:
-        """The final transcript of the utterance dropped last for want of one
-        (:attr:`_Utterance.awaits_final`), before any new speech start."""
-        return isinstance(frame, TranscriptionFrame) and self._dropped[0].awaits_final and bool(self._text_of(frame))
+    def _reopens(self, frame: Frame) -> bool:
+        """The next transcript of the utterance dropped last for want of a final
+        (:attr:`_Utterance.awaits_final`), with no other frame and no new speech start
+        in between: its final, or an interim that goes on from the dropped words (an
+        STT still transcribing after the timeout)."""
+        dropped = self._dropped[0]
+        if not dropped.awaits_final or not isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
+            return False
+        tokens = normalize(self._text_of(frame))
+        if not tokens:
+            return False
+        before = normalize(dropped.text)
+        return isinstance(frame, TranscriptionFrame) or tokens[: len(before)] == before
+
+    async def _reopen(self, frame: TranscriptionFrame | InterimTranscriptionFrame) -> bool:
+        """Hold the dropped utterance again, ``frame`` after its frames. A final decides
+        it now (reason ``"late final"``); an interim goes on as the utterance's latest
+        (returns False: the caller adds it and judges it as usual). With the bot
+        silent, either is released at once as a normal user turn. Returns whether
+        ``frame`` was taken."""
+        self._held, self._dropped = self._dropped[0], None
+        self._held.awaits_final = False
+        self._held.reopened = True
+        self._heard_audio.pin(self._held.started_at - HEARD_KEEP_SECS)
+        logger.debug(f"{self}: [{self._text_of(frame)}] reopens [{self._held.text}]")
+        final = isinstance(frame, TranscriptionFrame)
+        if self._bot_speaking and not final:
+            await self._arm_timer()
+            return False
+        utterance = self._held
+        utterance.frames.append(frame)
+        if final:
+            utterance.finals.append(self._text_of(frame))
+            utterance.interim = ""
+        else:
+            utterance.interim = self._text_of(frame)
+        utterance.last_transcript = frame
+        if self._bot_speaking:
+            await self._decide_end(LATE_FINAL)
+        else:
+            await self._release(LATE_FINAL)  # the bot has stopped: a normal user turn
+        return True
 
     def _late_transcript(self, frame: Frame) -> bool:
         """A transcript of the utterance dropped last, arriving before any new speech

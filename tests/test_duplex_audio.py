@@ -358,3 +358,40 @@ def test_a_restart_under_way_when_the_pipeline_ends_leaves_no_stream_open(monkey
     assert len(opened) == 4 and len(stopped) == 4 and log[-1] == ("terminate",) and not t.running
     t.restart()  # the watchdog's last look, after the end
     assert len([e for e in log if e[0] == "open"]) == 4 and t.restarts == 1
+
+
+def test_a_restart_that_hangs_does_not_hang_the_shutdown(monkeypatch):
+    """A restart stuck in a wedged device: close() waits CLOSE_WAIT_SECS, then closes."""
+    import pyaudio
+
+    import bot.duplex_audio as duplex_audio
+
+    log, stuck, release = [], threading.Event(), threading.Event()
+
+    class WedgedPA:
+        def open(self, **kw):
+            if kw.get("output") and log.count(("open", "output")) == 1:
+                stuck.set()
+                release.wait(5)
+            return FakeStream(log, **kw)
+
+        def terminate(self):
+            log.append(("terminate",))
+
+    monkeypatch.setattr(pyaudio, "PyAudio", WedgedPA)
+    monkeypatch.setattr(duplex_audio, "CLOSE_WAIT_SECS", 0.2)
+    t = DuplexAudioTransport(params())
+    t.open(SR, Sink())
+    t.start()
+    restarting = threading.Thread(target=t.restart)
+    restarting.start()
+    assert stuck.wait(5)
+    closing = threading.Thread(target=t.close)
+    closing.start()
+    closing.join(2)
+    assert not closing.is_alive() and ("terminate",) in log  # closed without the restart
+    release.set()
+    restarting.join(5)
+    opened = [e for e in log if e[0] == "open"]
+    stopped = [e for e in log if e[0] == "stop"]
+    assert len(opened) == len(stopped) and not t.running  # the late restart closed what it opened

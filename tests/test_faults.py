@@ -305,10 +305,14 @@ class Run:
                 [type(fr).__name__ for fr in out_gated]
             )
         dropped = sum(d.frames for _, d in self.decisions if d.kind != "interruption")
-        # A late final reopens the utterance its noise decision dropped: those frames
-        # are counted again in the reopened utterance's own decision.
-        decisions = [d for _, d in self.decisions]
-        dropped -= sum(before.frames for before, d in zip(decisions, decisions[1:]) if d.reason == "late final")
+        # A late transcript reopens the utterance a noise decision dropped: those
+        # frames are counted again in the reopened utterance's own decision.
+        decisions = [d for _, d in self.decisions if d.reason != "late transcript"]
+        dropped -= sum(
+            before.frames
+            for before, d in zip(decisions, decisions[1:])
+            if d.reason == "late final" or d.reason.endswith(", reopened")
+        )
         if not isinstance(end, CancelFrame):
             assert len(in_ids) == len(out_ids) + dropped, (
                 len(in_ids), len(out_ids), dropped, self.kinds()
@@ -590,6 +594,75 @@ async def test_a_final_after_the_timeout_dropped_an_unconfirmed_interim_reopens_
     else:
         assert released == [] and run.backchannel_frames() == [final_text]
         assert not run.aggregator or run.turns == [0, 0]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@on_clock
+async def test_a_late_final_after_the_bot_stopped_is_a_user_turn_with_the_dropped_frames(context):
+    """The bot stops between the drop and the final: the reopened utterance is released
+    as a normal user turn, its old frames first (never held with the bot silent)."""
+    run = build(context, min_words=3)  # a deferral here would wait for a bot that is gone
+    down = await run.go(
+        [
+            *bot_starts(),
+            *says(context, "truck"),
+            *pause(context, TRANSCRIPT_TIMEOUT + 0.1),
+            *bot_stops(),
+            final("My truck."),
+            *run.settle(),
+        ]
+    )
+    assert run.kinds() == [("noise", "truck"), ("interruption", "My truck.")]
+    assert run.reasons() == ["transcript timeout, unconfirmed interim only", "late final"]
+    if run.aggregator:
+        assert run.user_messages() == ["My truck."]
+    else:
+        texts = [x.text for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))]
+        assert texts == ["truck", "My truck."]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@on_clock
+async def test_an_stt_still_transcribing_after_the_timeout_reopens_the_utterance(context):
+    """Interims that go on from the dropped words (a slow STT) reopen it; its final
+    then decides it, and every frame comes out once, in order."""
+    run = build(context)
+    down = await run.go(
+        [
+            *bot_starts(),
+            *says(context, "truck"),
+            *pause(context, TRANSCRIPT_TIMEOUT + 0.1),
+            *paced(interim("truck broke"), interim("truck broke down"), final("My truck broke down.")),
+            *run.settle(),
+        ]
+    )
+    assert run.kinds() == [("noise", "truck"), ("interruption", "My truck broke down.")]
+    assert run.reasons()[1].endswith(", reopened")
+    if run.aggregator:
+        assert run.user_messages() == ["My truck broke down."]
+    else:
+        texts = [x.text for x in down if isinstance(x, (InterimTranscriptionFrame, TranscriptionFrame))]
+        assert texts == ["truck", "truck broke", "truck broke down", "My truck broke down."]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@on_clock
+async def test_a_final_after_other_frames_went_out_is_not_reopened(context):
+    """After the drop the bot stops and a new interim passes straight through: the
+    dropped frames can no longer come out before it, so the final is not a reopening."""
+    run = build(context)
+    await run.go(
+        [
+            *bot_starts(),
+            *says(context, "truck"),
+            *pause(context, TRANSCRIPT_TIMEOUT + 0.1),
+            *bot_stops(),
+            *paced(interim("hello there")),
+            final("Hello there."),
+            *run.settle(),
+        ]
+    )
+    assert run.kinds() == [("noise", "truck")]
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
