@@ -34,9 +34,9 @@ as ``--transport local`` runs it (``bot.echo_cancel.EchoCanceller.process_duplex
 paired 20 ms at a time, warm from the answer's start); ``--no-aec`` leaves the echo
 in. PocketSphinx is told the pipeline has a VAD (``vad_present``), as the bot's
 service is, so what its own onset detector hears in the echo before the clip goes out
-only if the VAD confirms it. The user on a laptop speaker talking over the bot, the case of issue 10's
-sound-card conversation, which ``bench audio`` (user sound or echo, never both) does
-not play.
+only if the VAD confirms it. This is the user on a laptop speaker talking over the
+bot, the case of issue 10's sound-card conversation, which ``bench audio`` (user
+sound or echo, never both) does not play.
 
 PocketSphinx details:
 

@@ -321,31 +321,39 @@ async def test_the_watchdog_task_ends_with_the_pipeline(monkeypatch):
     assert not [task for task in left if "watchdog" in task.get_name()]
 
 
-def test_a_restart_under_way_when_the_pipeline_ends_leaves_no_stream_open(monkeypatch):
-    """The watchdog's restart runs in an executor thread and goes on after its task is
-    cancelled at cleanup: close() waits for it, and a restart after close() opens
-    nothing, so no PortAudio callback outlives the pipeline."""
+def restart_held_in_open(monkeypatch):
+    """A transport whose watchdog restart is under way, held inside PortAudio's open
+    of the speaker (a slow or wedged device) until the returned event is set.
+    Returns (transport, PortAudio log, release event, restarting thread)."""
     import pyaudio
 
-    log, opening, release = [], threading.Event(), threading.Event()
+    log, held, release = [], threading.Event(), threading.Event()
 
-    class SlowPA:
+    class HeldPA:
         def open(self, **kw):
             if kw.get("output") and log.count(("open", "output")) == 1:
-                opening.set()  # the restart's first open: hold it while close() is called
+                held.set()  # the restart's first open
                 release.wait(5)
             return FakeStream(log, **kw)
 
         def terminate(self):
             log.append(("terminate",))
 
-    monkeypatch.setattr(pyaudio, "PyAudio", SlowPA)
+    monkeypatch.setattr(pyaudio, "PyAudio", HeldPA)
     t = DuplexAudioTransport(params())
     t.open(SR, Sink())
     t.start()
     restarting = threading.Thread(target=t.restart)
     restarting.start()
-    assert opening.wait(5)
+    assert held.wait(5)
+    return t, log, release, restarting
+
+
+def test_a_restart_under_way_when_the_pipeline_ends_leaves_no_stream_open(monkeypatch):
+    """The watchdog's restart runs in an executor thread and goes on after its task is
+    cancelled at cleanup: close() waits for it, and a restart after close() opens
+    nothing, so no PortAudio callback outlives the pipeline."""
+    t, log, release, restarting = restart_held_in_open(monkeypatch)
     closing = threading.Thread(target=t.close)
     closing.start()
     closing.join(0.2)
@@ -362,30 +370,10 @@ def test_a_restart_under_way_when_the_pipeline_ends_leaves_no_stream_open(monkey
 
 def test_a_restart_that_hangs_does_not_hang_the_shutdown(monkeypatch):
     """A restart stuck in a wedged device: close() waits CLOSE_WAIT_SECS, then closes."""
-    import pyaudio
-
     import bot.duplex_audio as duplex_audio
 
-    log, stuck, release = [], threading.Event(), threading.Event()
-
-    class WedgedPA:
-        def open(self, **kw):
-            if kw.get("output") and log.count(("open", "output")) == 1:
-                stuck.set()
-                release.wait(5)
-            return FakeStream(log, **kw)
-
-        def terminate(self):
-            log.append(("terminate",))
-
-    monkeypatch.setattr(pyaudio, "PyAudio", WedgedPA)
     monkeypatch.setattr(duplex_audio, "CLOSE_WAIT_SECS", 0.2)
-    t = DuplexAudioTransport(params())
-    t.open(SR, Sink())
-    t.start()
-    restarting = threading.Thread(target=t.restart)
-    restarting.start()
-    assert stuck.wait(5)
+    t, log, release, restarting = restart_held_in_open(monkeypatch)
     closing = threading.Thread(target=t.close)
     closing.start()
     closing.join(2)
